@@ -1,0 +1,273 @@
+"""What the CLI (and later the web UI) calls: validate, plan, apply, cancel, inspect.
+
+Functions here return data or exit codes and print through the given stream; they raise
+UserError for anything the user must fix. They never call sys.exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, TextIO
+
+from runner.errors import UserError
+from runner.manifest.loader import Bundle, Cluster, load
+from runner.plan import JobPlan, make_plan
+from runner.state import State, default_state_dir
+
+__all__ = ["apply", "cancel", "plan", "plan_as_json", "validate"]
+
+
+def validate(paths: Sequence[str], sets: Sequence[str] = ()) -> Bundle:
+    """Load and check manifests; raise UserError with every problem."""
+    return load(paths, sets)
+
+
+def _state_for(bundle: Bundle, state_dir: Path | None) -> Path:
+    return state_dir or default_state_dir(bundle.base_dir)
+
+
+def plan(
+    paths: Sequence[str], *, sets: Sequence[str] = (), state_dir: Path | None = None,
+    force: bool = False, rerun: Sequence[str] = (),
+) -> tuple[Bundle, list[JobPlan]]:
+    """What `apply` would do, reading state but running nothing."""
+    bundle = load(paths, sets)
+    sdir = _state_for(bundle, state_dir)
+    state = State(sdir) if (sdir / "state.db").exists() else None
+    try:
+        return bundle, make_plan(bundle, state, force=force, rerun=rerun)
+    finally:
+        if state is not None:
+            state.close()
+
+
+def plan_as_json(plans: list[JobPlan]) -> dict[str, Any]:
+    """The plan for machines."""
+    return {
+        "jobs": [
+            {
+                "job": jp.job.name,
+                "to_run": jp.to_run,
+                "total": jp.total,
+                "tasks": [
+                    {
+                        "task": name,
+                        "action": tp.action,
+                        "instances": [
+                            {"index": i.spec.index, "action": i.action, "reason": i.reason,
+                             "fingerprint": i.fingerprint}
+                            for i in tp.instances
+                        ],
+                    }
+                    for name, tp in jp.tasks.items()
+                ],
+            }
+            for jp in plans
+        ]
+    }
+
+
+def print_plan(plans: list[JobPlan], out: TextIO, *, per_instance: bool) -> None:
+    """Per job and task: how much runs and why; per instance when asked."""
+    for jp in plans:
+        out.write(f"job {jp.job.name} ({jp.job.file}): {jp.to_run} to run, "
+                  f"{jp.total - jp.to_run} up to date\n")
+        for name, tp in jp.tasks.items():
+            n = len(tp.instances)
+            out.write(f"  {tp.action:4} {name} ({tp.to_run}/{n} instance{'s' if n != 1 else ''})\n")
+            if per_instance:
+                for i in tp.instances:
+                    desc = f" {i.spec.description}" if i.spec.description else ""
+                    out.write(f"      {i.action:4} [{i.spec.index}]{desc}: {i.reason}\n")
+            else:
+                reasons: dict[str, int] = {}
+                for i in tp.instances:
+                    if i.action == "run":
+                        reasons[i.reason] = reasons.get(i.reason, 0) + 1
+                for reason, count in reasons.items():
+                    out.write(f"      {count} x {reason}\n")
+
+
+def git_commit(directory: Path) -> str | None:
+    """HEAD of the git repository holding `directory`, '+dirty' when it has changes."""
+    for d in (directory, *directory.parents):
+        if (d / ".git").exists():
+            break
+    else:
+        return None
+    try:
+        head = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"],
+                              capture_output=True, text=True, timeout=10, check=False)
+        if head.returncode != 0:
+            return None
+        dirty = subprocess.run(["git", "-C", str(directory), "status", "--porcelain"],
+                               capture_output=True, text=True, timeout=10, check=False)
+        return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
+    except (OSError, subprocess.SubprocessError):
+        return None
+
+
+def _reclaim(state: State, run: dict[str, Any], why: str) -> int:
+    """Close a run whose runner is gone; kill attempts it left running. Returns how many."""
+    from runner.engine import _load_executor
+
+    killed = 0
+    for a in state.running_attempts(run["id"]):
+        try:
+            ex = _load_executor(Cluster("reclaim", a["executor"] or "local", 1, None, {}))
+        except UserError:
+            continue
+        if a["handle"] and ex.reclaim(handle=a["handle"]):
+            killed += 1
+    state.close_interrupted(run["id"], run["job"], why)
+    return killed
+
+
+def apply(
+    paths: Sequence[str], *, sets: Sequence[str] = (), state_dir: Path | None = None,
+    force: bool = False, rerun: Sequence[str] = (), fail_fast: bool = False,
+    output: str = "text", out: TextIO | None = None,
+) -> int:
+    """Reconcile: run what the plan says, record everything; return the exit code."""
+    from runner.engine import Engine
+    from runner.events import make_reporter
+    from runner.lock import JobLock
+
+    out = out or sys.stdout
+    bundle = load(paths, sets)
+    sdir = _state_for(bundle, state_dir)
+    state = State(sdir)
+    locks: list[JobLock] = []
+    try:
+        for job in bundle.jobs:
+            lock = JobLock(sdir, job)
+            lock.acquire()
+            locks.append(lock)
+        # we hold every job's lock, so any run still marked running lost its runner
+        for job in bundle.jobs:
+            for run in state.unfinished_runs(job):
+                killed = _reclaim(state, run, f"runner pid {run['pid']} stopped before the run ended")
+                if output != "json":
+                    out.write(f"run {run['id']} of job {job} was interrupted (its runner died); "
+                              f"{killed} leftover process group(s) killed\n")
+        plans = make_plan(bundle, state, force=force, rerun=rerun)
+        work = [jp for jp in plans if jp.to_run]
+        if output != "json":
+            print_plan(plans, out, per_instance=False)
+        if not work:
+            total = sum(jp.total for jp in plans)
+            if output == "json":
+                out.write(json.dumps({"event": "nothing-to-do", "instances": total}) + "\n")
+            else:
+                out.write(f"Nothing to do: all {total} instances are up to date.\n")
+            return 0
+        commit = git_commit(bundle.base_dir)
+        run_ids: dict[str, int] = {}
+        for jp in work:
+            rid = state.start_run(job=jp.job.name, digest=bundle.digest, files=bundle.files,
+                                  git_commit=commit)
+            run_ids[jp.job.name] = rid
+            state.record_plan(
+                rid,
+                [(n, "pending" if tp.to_run else "skipped", None, len(tp.instances))
+                 for n, tp in jp.tasks.items()],
+                [(n, i.spec.index, "pending" if i.action == "run" else "skipped", i.reason,
+                  i.fingerprint, i.spec.description)
+                 for n, tp in jp.tasks.items() for i in tp.instances],
+            )
+            if output != "json":
+                out.write(f"run {rid}: job {jp.job.name}, {jp.to_run} instance(s) to run\n")
+        out.flush()
+        reporter = make_reporter(
+            output, {(jp.job.name, n): tp.to_run for jp in work for n, tp in jp.tasks.items()}
+        )
+        engine = Engine(state=state, plans=work, run_ids=run_ids, reporter=reporter,
+                        fail_fast=fail_fast)
+        try:
+            outcome = asyncio.run(_run_with_signals(engine))
+        finally:
+            reporter.close()
+        for job, rid in run_ids.items():
+            st = outcome.states[job]
+            state.finish_run(rid, st)
+        counts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(outcome.counts.items()))
+        if output == "json":
+            out.write(json.dumps({"event": "done", "runs": run_ids, "states": outcome.states,
+                                  "counts": outcome.counts}) + "\n")
+        else:
+            for job, rid in run_ids.items():
+                out.write(f"run {rid}: job {job} {outcome.states[job]} ({counts})\n")
+                if outcome.states[job] != "succeeded":
+                    out.write(f"  see `runner status {rid}` and `runner logs {rid} TASK/INDEX`\n")
+        return outcome.exit_code
+    finally:
+        for lock in locks:
+            lock.release()
+        state.close()
+
+
+async def _run_with_signals(engine: Any) -> Any:
+    loop = asyncio.get_running_loop()
+    hits = {"n": 0}
+
+    def on_signal(name: str) -> None:
+        hits["n"] += 1
+        engine.cancel(f"cancelled by {name}")
+
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(sig, on_signal, signal.Signals(sig).name)
+    try:
+        return await engine.run()
+    finally:
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.remove_signal_handler(sig)
+
+
+def _is_runner(pid: int) -> bool:
+    try:
+        cmd = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return False
+    return b"runner" in cmd
+
+
+def cancel(state_dir: Path, run_id: int) -> str:
+    """Ask the runner of `run_id` to stop (SIGTERM); tidy up if that runner is gone."""
+    state = open_state(state_dir)
+    try:
+        run = state.run(run_id)
+        if run is None:
+            raise UserError(f"no run {run_id} in {state_dir}; see `runner runs`")
+        if run["state"] != "running":
+            return f"run {run_id} is not running (it {run['state']})"
+        state.request_cancel(run_id)
+        pid = run["pid"]
+        if run["host"] == socket.gethostname() and pid and _is_runner(pid):
+            os.kill(pid, signal.SIGTERM)
+            return f"asked runner pid {pid} to cancel run {run_id}"
+        if run["host"] != socket.gethostname():
+            raise UserError(f"run {run_id} is run by a runner on host {run['host']!r}; "
+                            "cancel it there")
+        killed = _reclaim(state, run, "cancelled; its runner had already stopped")
+        return f"run {run_id}'s runner was gone; marked interrupted, {killed} process group(s) killed"
+    finally:
+        state.close()
+
+
+def open_state(state_dir: Path) -> State:
+    """An existing state store, or a UserError saying there is none."""
+    try:
+        return State(state_dir, create=False)
+    except FileNotFoundError:
+        raise UserError(
+            f"no runner state in {state_dir}: nothing has been applied here yet",
+        ) from None
+

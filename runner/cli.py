@@ -1,0 +1,362 @@
+"""The `runner` command line (Typer).
+
+Exit codes: 0 success (or nothing to do), 1 task failures, 2 user error (bad manifest, bad
+flag, job locked), 130 cancelled. `plan --detailed-exitcode`: 0 nothing to do, 2 work to do,
+1 error. User errors are never tracebacks unless `--debug` is given.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from datetime import datetime
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from typer.exceptions import Abort as _Abort
+from typer.exceptions import TyperException
+
+from runner.errors import UserError, render_json, render_text
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="runner",
+    help="Declarative pipeline runner: apply YAML manifests of Apps, Clusters and Jobs.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+class Output(str, Enum):
+    """Output formats."""
+
+    text = "text"
+    json = "json"
+
+
+Paths = Annotated[list[str], typer.Argument(help="manifest files or directories of *.yaml")]
+Sets = Annotated[
+    list[str] | None,
+    typer.Option("--set", help="override a parameter: TASK.PARAM=VALUE (repeatable)"),
+]
+StateDir = Annotated[
+    Path | None,
+    typer.Option("--state-dir", help="state directory (default: .runner/ beside the manifest, "
+                 "or $RUNNER_STATE_DIR)"),
+]
+OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="text or json")]
+
+
+def _state_dir(given: Path | None) -> Path:
+    """--state-dir, $RUNNER_STATE_DIR, ./.runner, or the one .runner/ found below here."""
+    import os
+
+    if given is not None:
+        return given
+    if os.environ.get("RUNNER_STATE_DIR"):
+        return Path(os.environ["RUNNER_STATE_DIR"])
+    here = Path(".runner")
+    if (here / "state.db").exists():
+        return here
+    found = sorted({p.parent for pattern in ("*/.runner/state.db", "*/*/.runner/state.db",
+                                            "*/*/*/.runner/state.db")
+                    for p in Path.cwd().glob(pattern)})
+    if len(found) == 1:
+        return found[0]
+    if found:
+        listed = ", ".join(str(f.relative_to(Path.cwd())) for f in found)
+        raise UserError(f"several state directories below here ({listed}); "
+                        "choose one with --state-dir")
+    return here
+
+
+@app.command()
+def validate(paths: Paths, sets: Sets = None, output: OutputOpt = Output.text) -> None:
+    """Check manifests and report every problem with its file, line and column."""
+    from runner import api
+
+    bundle = api.validate(paths, sets or [])
+    tasks = sum(len(j.tasks) for j in bundle.jobs.values())
+    if output == Output.json:
+        print(json.dumps({"errors": [], "jobs": sorted(bundle.jobs), "tasks": tasks}))
+    else:
+        print(f"ok: {len(bundle.files)} file(s), {bundle.documents} document(s), "
+              f"{len(bundle.jobs)} job(s), {tasks} task(s)")
+
+
+@app.command()
+def plan(
+    paths: Paths,
+    sets: Sets = None,
+    state_dir: StateDir = None,
+    force: Annotated[bool, typer.Option("--force", help="plan every instance to run")] = False,
+    rerun: Annotated[list[str] | None, typer.Option("--rerun", help="rerun TASK (and downstream)")] = None,
+    detailed_exitcode: Annotated[
+        bool, typer.Option("--detailed-exitcode", help="exit 0: nothing to do, 2: work to do")
+    ] = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Show, per task and instance, whether apply would run or skip it and why."""
+    from runner import api
+
+    _, plans = api.plan(paths, sets=sets or [], state_dir=state_dir, force=force,
+                        rerun=rerun or [])
+    if output == Output.json:
+        print(json.dumps(api.plan_as_json(plans), indent=1))
+    else:
+        api.print_plan(plans, sys.stdout, per_instance=True)
+        todo = sum(jp.to_run for jp in plans)
+        print(f"Plan: {todo} instance(s) to run, "
+              f"{sum(jp.total for jp in plans) - todo} up to date.")
+    if detailed_exitcode and any(jp.to_run for jp in plans):
+        raise typer.Exit(2)
+
+
+@app.command()
+def apply(
+    paths: Paths,
+    sets: Sets = None,
+    state_dir: StateDir = None,
+    force: Annotated[bool, typer.Option("--force", help="run every instance again")] = False,
+    rerun: Annotated[list[str] | None, typer.Option("--rerun", help="rerun TASK (and downstream)")] = None,
+    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="stop everything at the first failure")] = False,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Run what is not done yet; skip what is; record everything."""
+    from runner import api
+
+    code = api.apply(paths, sets=sets or [], state_dir=state_dir, force=force, rerun=rerun or [],
+                     fail_fast=fail_fast, output=output.value)
+    raise typer.Exit(code)
+
+
+@app.command()
+def schema(
+    out: Annotated[Path, typer.Option("--out", help="where to write it")] = Path(
+        "schemas/manifest.schema.json"),
+    check: Annotated[bool, typer.Option("--check", help="fail if the file is stale")] = False,
+) -> None:
+    """Write the JSON Schema of manifest documents (for editor completion)."""
+    from runner.manifest.models import document_schema
+
+    text = json.dumps(document_schema(), indent=2, sort_keys=True) + "\n"
+    if check:
+        current = out.read_text() if out.exists() else ""
+        if current != text:
+            raise UserError(f"{out} is stale; regenerate it with `runner schema`")
+        print(f"{out} is up to date")
+        return
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text)
+    print(f"wrote {out}")
+
+
+def _when(ts: float | None) -> str:
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def _dur(a: float | None, b: float | None) -> str:
+    if a is None:
+        return "-"
+    return f"{(b or time.time()) - a:.1f}s"
+
+
+@app.command()
+def runs(state_dir: StateDir = None, output: OutputOpt = Output.text,
+         limit: Annotated[int, typer.Option(help="how many")] = 20) -> None:
+    """List recent runs."""
+    from runner.api import open_state
+
+    state = open_state(_state_dir(state_dir))
+    rows = state.runs(limit)
+    state.close()
+    if output == Output.json:
+        print(json.dumps(rows, indent=1))
+        return
+    if not rows:
+        print("no runs yet")
+    for r in rows:
+        commit = f" git {r['git_commit'][:12]}" if r["git_commit"] else ""
+        print(f"{r['id']:>5}  {r['job']:<20} {r['state']:<12} {_when(r['started_at'])}  "
+              f"{_dur(r['started_at'], r['ended_at']):>8}{commit}")
+
+
+@app.command()
+def status(
+    run: Annotated[int | None, typer.Argument(help="run id (default: the latest)")] = None,
+    state_dir: StateDir = None,
+    output: OutputOpt = Output.text,
+) -> None:
+    """Tasks and instances of a run, with state and reason."""
+    from runner.api import open_state
+
+    state = open_state(_state_dir(state_dir))
+    try:
+        r = state.run(run)
+        if r is None:
+            raise UserError(f"no run {run}" if run is not None else "no runs yet")
+        tasks = state.tasks(r["id"])
+        instances = state.instances(r["id"])
+    finally:
+        state.close()
+    if output == Output.json:
+        print(json.dumps({"run": r, "tasks": tasks, "instances": instances}, indent=1))
+        return
+    print(f"run {r['id']}: job {r['job']} {r['state']}"
+          + (f" ({r['reason']})" if r["reason"] else "")
+          + f", started {_when(r['started_at'])}, {_dur(r['started_at'], r['ended_at'])}")
+    by_task: dict[str, list[dict[str, Any]]] = {}
+    for i in instances:
+        by_task.setdefault(i["task"], []).append(i)
+    for t in tasks:
+        print(f"  {t['task']:<20} {t['state']:<16}" + (f" {t['reason']}" if t["reason"] else ""))
+        for i in by_task.get(t["task"], []):
+            code = f" exit {i['exit_code']}" if i["exit_code"] is not None else ""
+            tries = f" attempts {i['attempts']}" if i["attempts"] else ""
+            print(f"    [{i['idx']}] {i['state']:<16}{code}{tries}"
+                  + (f"  {i['reason']}" if i["reason"] else ""))
+
+
+@app.command()
+def logs(
+    run: Annotated[int, typer.Argument(help="run id")],
+    target: Annotated[str, typer.Argument(help="TASK or TASK/INSTANCE")],
+    attempt: Annotated[int | None, typer.Option("--attempt", help="attempt number (default: last)")] = None,
+    stream: Annotated[str, typer.Option("--stream", help="out, err or both")] = "both",
+    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing while it runs")] = False,
+    state_dir: StateDir = None,
+) -> None:
+    """Print an attempt's stdout and stderr."""
+    from runner.api import open_state
+
+    task, _, idx_text = target.partition("/")
+    if idx_text and not idx_text.isdigit():
+        raise UserError(f"{target!r}: the instance must be a number, like {task}/0")
+    idx = int(idx_text or 0)
+    if stream not in ("out", "err", "both"):
+        raise UserError(f"--stream {stream!r}: use out, err or both")
+    state = open_state(_state_dir(state_dir))
+    try:
+        attempts = state.attempts(run, task, idx)
+        if not attempts:
+            known = sorted({i["task"] for i in state.instances(run)})
+            raise UserError(
+                f"run {run} has no attempt of {task}/{idx}"
+                + (f"; tasks in this run: {', '.join(known)}" if known else "")
+            )
+        chosen = attempts[-1] if attempt is None else next(
+            (a for a in attempts if a["attempt"] == attempt), None)
+        if chosen is None:
+            raise UserError(f"{task}/{idx} in run {run} has attempts 1..{len(attempts)}, "
+                            f"not {attempt}")
+        files = [(n, Path(chosen[k])) for n, k in (("stdout", "stdout"), ("stderr", "stderr"))
+                 if stream in ("both", n[3:])]
+        if not follow:
+            for name, path in files:
+                data = path.read_bytes() if path.exists() else b""
+                if stream == "both" and data:
+                    print(f"==> {name} of {task}/{idx} attempt {chosen['attempt']} ({path}) <==",
+                          flush=True)
+                sys.stdout.buffer.write(data)
+                sys.stdout.flush()
+            return
+        _follow(state, run, task, idx, chosen["attempt"], files)
+    finally:
+        state.close()
+
+
+def _follow(state: Any, run: int, task: str, idx: int, attempt: int,
+            files: list[tuple[str, Path]]) -> None:
+    offsets = {p: 0 for _, p in files}
+    while True:
+        running = any(a["attempt"] == attempt and a["state"] == "running"
+                      for a in state.attempts(run, task, idx))
+        for _, path in files:
+            if path.exists():
+                with open(path, "rb") as f:
+                    f.seek(offsets[path])
+                    chunk = f.read()
+                offsets[path] += len(chunk)
+                sys.stdout.buffer.write(chunk)
+        sys.stdout.flush()
+        if not running:
+            return
+        time.sleep(0.2)
+
+
+@app.command()
+def cancel(run: Annotated[int, typer.Argument(help="run id")], state_dir: StateDir = None) -> None:
+    """Cancel a running run from another terminal."""
+    from runner import api
+
+    print(api.cancel(_state_dir(state_dir), run))
+
+
+@app.command()
+def plugins(output: OutputOpt = Output.text) -> None:
+    """Executors, task kinds and stores that are installed, and from which package."""
+    from dataclasses import asdict
+
+    from runner.plugins import discovered
+
+    found = discovered()
+    if output == Output.json:
+        print(json.dumps([asdict(p) for p in found], indent=1))
+        return
+    for p in found:
+        print(f"{p.group:<9} {p.name:<12} {p.distribution} {p.version}  ({p.value})")
+
+
+def _wants_json(argv: list[str]) -> bool:
+    for i, a in enumerate(argv):
+        if a in ("--output=json", "-ojson"):
+            return True
+        if a in ("--output", "-o") and i + 1 < len(argv) and argv[i + 1] == "json":
+            return True
+    return False
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the CLI, turning user errors into exit code 2 without tracebacks."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    args = [a for a in args if a != "--debug"]
+    try:
+        rv = app(args=args, prog_name="runner", standalone_mode=False)
+    except UserError as e:
+        if debug:
+            raise
+        if _wants_json(args):
+            print(render_json(e.diagnostics))
+        else:
+            print(render_text(e.diagnostics), file=sys.stderr)
+        sys.exit(2)
+    except _Abort:
+        print("aborted", file=sys.stderr)
+        sys.exit(130)
+    except TyperException as e:  # usage errors: bad flags, missing arguments
+        show = getattr(e, "show", None)
+        if callable(show):
+            show()
+        else:
+            print(f"error: {e.format_message()}", file=sys.stderr)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        sys.exit(130)
+    except BrokenPipeError:
+        sys.exit(1)
+    except Exception as e:
+        if debug:
+            raise
+        # a bug in runner, not in the manifest: say so without dumping locals (secrets)
+        print(f"runner: internal error: {type(e).__name__}: {e}\n"
+              "  run again with --debug for the traceback, and please report it", file=sys.stderr)
+        sys.exit(70)
+    sys.exit(rv if isinstance(rv, int) else 0)

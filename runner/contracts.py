@@ -1,0 +1,106 @@
+"""The three plugin contracts: executors run processes, kinds shape tasks, stores move data.
+
+Plugins import only this module (and what it re-exports). Every method takes keyword-only
+arguments so the contracts can grow without breaking plugins. The engine owns the lifecycle:
+retries, timeouts, signals and polling cadence never live in a plugin.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal, Protocol, runtime_checkable
+
+from runner.manifest.loader import Cluster, Task
+from runner.manifest.template import render
+
+__all__ = [
+    "Cluster",
+    "Executor",
+    "InstanceSpec",
+    "Kind",
+    "LaunchSpec",
+    "Status",
+    "Task",
+    "command_argv",
+]
+
+
+@dataclass(frozen=True)
+class InstanceSpec:
+    """What one instance of a task runs, as a kind describes it."""
+
+    index: int
+    argv: list[str]
+    env: dict[str, str]
+    description: str | None = None
+    # anything else that decides whether a finished instance is still up to date
+    fingerprint_extra: dict[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    """One attempt of one instance, ready for an executor."""
+
+    key: str  # job/task/index/attempt, unique within a run
+    argv: list[str]
+    env: dict[str, str]  # added to the executor's base environment
+    workdir: Path
+    stdout: Path
+    stderr: Path
+
+
+@dataclass(frozen=True)
+class Status:
+    """What an executor knows about a handle."""
+
+    state: Literal["queued", "running", "exited", "lost"]
+    exit_code: int | None = None  # signals as 128 + signal number
+    message: str | None = None
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """Runs attempts somewhere. Constructed as `factory(cluster=Cluster)`."""
+
+    capabilities: frozenset[str]
+
+    async def submit(self, *, spec: LaunchSpec) -> str:
+        """Start an attempt; return a small serialisable handle."""
+
+    async def poll(self, *, handles: Sequence[str]) -> dict[str, Status]:
+        """Status of every handle, in one backend query."""
+
+    async def wait(self, *, timeout: float) -> None:
+        """Return when something may have changed, or after `timeout` seconds."""
+
+    async def cancel(self, *, handles: Sequence[str]) -> None:
+        """Stop these attempts and everything they started."""
+
+    def logs(self, *, handle: str) -> tuple[Path, Path] | None:
+        """Where the attempt's stdout and stderr are, if the executor knows."""
+
+    def reclaim(self, *, handle: str) -> bool:
+        """A handle from a runner that died: stop it if still running; True if it was."""
+
+    async def close(self) -> None:
+        """Release resources; running attempts have been cancelled or finished by now."""
+
+
+@runtime_checkable
+class Kind(Protocol):
+    """Turns a task into instance specs and checks an instance's result."""
+
+    def expand(self, *, task: Task) -> list[InstanceSpec]:
+        """One spec per instance, in index order."""
+
+    def verify(self, *, task: Task, instance: InstanceSpec, stdout: Path, stderr: Path) -> str | None:
+        """After exit code 0: None if the result is good, else why it is not."""
+
+
+def command_argv(command: str | list[str], values: dict[str, str]) -> list[str]:
+    """A string command through /bin/sh with quoted values; a list with no shell at all."""
+    if isinstance(command, str):
+        return ["/bin/sh", "-c", render(command, values, quote=True)]
+    return [render(part, values, quote=False) for part in command]

@@ -1,0 +1,434 @@
+"""The scheduling loop: ready instances -> submit -> wait -> poll -> verify -> record.
+
+The engine owns the lifecycle every executor gets for free: dependencies, slots, retries with
+exponential backoff, timeouts (which kill the attempt's whole process group), cancellation and
+fail-fast. Every per-instance step is O(1): ready queues, counters per task and heaps of timers;
+a scheduling round looks only at the attempts currently running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import os
+import time
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from runner import plugins
+from runner.contracts import Executor, LaunchSpec
+from runner.events import Event, Reporter
+from runner.manifest.loader import Cluster
+from runner.plan import InstancePlan, JobPlan, TaskPlan, refresh_inputs
+from runner.state import State
+
+__all__ = ["Engine", "Outcome"]
+
+MAX_BACKOFF = 300.0
+IDLE_WAKE = 0.5  # longest sleep when waiting on timers only
+
+
+@dataclass
+class Outcome:
+    """How each job's run ended."""
+
+    states: dict[str, str]  # job -> succeeded | failed | cancelled
+    counts: dict[str, int]  # instance state -> number
+
+    @property
+    def exit_code(self) -> int:
+        """0 all succeeded, 1 some work failed, 130 cancelled."""
+        if any(s == "cancelled" for s in self.states.values()):
+            return 130
+        return 0 if all(s == "succeeded" for s in self.states.values()) else 1
+
+
+class _Inst:
+    __slots__ = ("attempt", "deadline", "done", "handle", "index", "plan", "started",
+                 "stopped_by", "task")
+
+    def __init__(self, task: _TaskRun, plan: InstancePlan) -> None:
+        self.task = task
+        self.plan = plan
+        self.index = plan.spec.index
+        self.attempt = 0
+        self.handle: str | None = None
+        self.deadline: float | None = None
+        self.started = 0.0
+        self.stopped_by: str | None = None  # "timeout" or "cancel" while running
+        self.done = False
+
+
+class _TaskRun:
+    __slots__ = ("blocked", "cluster", "dependents", "failed", "job_run", "name", "plan",
+                 "remaining", "started", "to_run", "waiting_on")
+
+    def __init__(self, job_run: _JobRun, plan: TaskPlan, cluster: _ClusterRun) -> None:
+        self.job_run = job_run
+        self.plan = plan
+        self.name = plan.task.name
+        self.cluster = cluster
+        self.to_run = [_Inst(self, p) for p in plan.instances if p.action == "run"]
+        self.remaining = len(self.to_run)
+        self.waiting_on = 0
+        self.dependents: list[_TaskRun] = []
+        self.failed = False
+        self.blocked = False  # upstream failed or run cancelled: never starts
+        self.started = False
+
+
+class _JobRun:
+    __slots__ = ("cancelled", "failed", "name", "plan", "run_id", "tasks")
+
+    def __init__(self, plan: JobPlan, run_id: int) -> None:
+        self.plan = plan
+        self.name = plan.job.name
+        self.run_id = run_id
+        self.tasks: dict[str, _TaskRun] = {}
+        self.failed = False
+        self.cancelled = False
+
+
+class _ClusterRun:
+    __slots__ = ("executor", "executor_name", "name", "ready", "running", "slots")
+
+    def __init__(self, cluster: Cluster, executor: Executor) -> None:
+        self.name = cluster.name
+        self.executor_name = cluster.executor
+        self.executor = executor
+        self.slots = cluster.slots or os.cpu_count() or 1
+        self.ready: deque[_Inst] = deque()
+        self.running: dict[str, _Inst] = {}
+
+
+class Engine:
+    """Runs the instances a plan says to run, recording everything in `state`."""
+
+    def __init__(
+        self,
+        *,
+        state: State,
+        plans: list[JobPlan],
+        run_ids: dict[str, int],
+        reporter: Reporter,
+        fail_fast: bool = False,
+        executor_factory: Callable[[Cluster], Executor] | None = None,
+    ) -> None:
+        self._state = state
+        self._report = reporter
+        self._fail_fast = fail_fast
+        self._factory = executor_factory or _load_executor
+        self._clusters: dict[str, _ClusterRun] = {}
+        self._jobs: list[_JobRun] = []
+        self._retry_heap: list[tuple[float, int, _Inst]] = []
+        self._deadline_heap: list[tuple[float, int, _Inst]] = []
+        self._seq = itertools.count()
+        self._cancelling: str | None = None
+        self._counts: dict[str, int] = {}
+        self._active_tasks = 0
+        self._build(plans, run_ids)
+
+    def _build(self, plans: list[JobPlan], run_ids: dict[str, int]) -> None:
+        for jp in plans:
+            jr = _JobRun(jp, run_ids[jp.job.name])
+            self._jobs.append(jr)
+            for name, tp in jp.tasks.items():
+                c = tp.task.cluster
+                cr = self._clusters.get(c.name)
+                if cr is None:
+                    cr = self._clusters[c.name] = _ClusterRun(c, self._factory(c))
+                jr.tasks[name] = _TaskRun(jr, tp, cr)
+            for tr in jr.tasks.values():
+                for dep in tr.plan.task.depends_on:
+                    tr.waiting_on += 1
+                    jr.tasks[dep].dependents.append(tr)
+
+    # -- public -------------------------------------------------------------------------------
+
+    def cancel(self, why: str = "cancelled") -> None:
+        """Stop starting work and stop what runs; safe to call from a signal handler."""
+        if self._cancelling is None:
+            self._cancelling = why
+            self._report.emit(Event("cancelling", message=why))
+            for cr in self._clusters.values():
+                if cr.running:
+                    for inst in cr.running.values():
+                        inst.stopped_by = inst.stopped_by or "cancel"
+                    asyncio.ensure_future(cr.executor.cancel(handles=list(cr.running)))
+
+    async def run(self) -> Outcome:
+        """Run to completion (or cancellation) and return how each job ended."""
+        try:
+            for jr in self._jobs:
+                for tr in jr.tasks.values():
+                    if tr.waiting_on == 0:
+                        self._activate(tr)
+            await self._loop()
+        finally:
+            for cr in self._clusters.values():
+                await cr.executor.close()
+        states = {}
+        for jr in self._jobs:
+            if jr.failed:
+                states[jr.name] = "failed"
+            elif jr.cancelled:
+                states[jr.name] = "cancelled"
+            else:
+                states[jr.name] = "succeeded"
+        return Outcome(states, dict(self._counts))
+
+    # -- the loop -----------------------------------------------------------------------------
+
+    async def _loop(self) -> None:
+        clusters = list(self._clusters.values())
+        while True:
+            if self._cancelling:
+                self._drop_waiting()
+            else:
+                for cr in clusters:
+                    while cr.ready and len(cr.running) < cr.slots:
+                        await self._launch(cr, cr.ready.popleft())
+            busy = [cr for cr in clusters if cr.running]
+            if not busy and not self._retry_heap and not any(cr.ready for cr in clusters):
+                return
+            now = time.monotonic()
+            timeout = IDLE_WAKE
+            if self._retry_heap:
+                timeout = min(timeout, self._retry_heap[0][0] - now)
+            if self._deadline_heap:
+                timeout = min(timeout, self._deadline_heap[0][0] - now)
+            timeout = max(timeout, 0.0)
+            if len(busy) == 1:
+                await busy[0].executor.wait(timeout=timeout)
+            elif busy:
+                waits = [asyncio.ensure_future(cr.executor.wait(timeout=timeout)) for cr in busy]
+                _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                for w in pending:
+                    w.cancel()
+            elif timeout > 0:
+                await asyncio.sleep(timeout)
+            for cr in busy:
+                statuses = await cr.executor.poll(handles=list(cr.running))
+                for handle, st in statuses.items():
+                    if st.state in ("exited", "lost"):
+                        inst = cr.running.pop(handle)
+                        code = st.exit_code if st.state == "exited" else None
+                        self._finished(inst, code, st.message)
+            self._fire_timers()
+
+    def _fire_timers(self) -> None:
+        now = time.monotonic()
+        while self._deadline_heap and self._deadline_heap[0][0] <= now:
+            _, _, inst = heapq.heappop(self._deadline_heap)
+            if inst.handle is not None and inst.deadline is not None and inst.deadline <= now:
+                inst.stopped_by = "timeout"
+                inst.deadline = None
+                cr = inst.task.cluster
+                asyncio.ensure_future(cr.executor.cancel(handles=[inst.handle]))
+        while self._retry_heap and self._retry_heap[0][0] <= now:
+            _, _, inst = heapq.heappop(self._retry_heap)
+            inst.task.cluster.ready.append(inst)
+
+    async def _launch(self, cr: _ClusterRun, inst: _Inst) -> None:
+        tr = inst.task
+        task = tr.plan.task
+        jr = tr.job_run
+        inst.attempt += 1
+        inst.stopped_by = None
+        log_dir = self._state.logs_dir / str(jr.run_id) / tr.name / str(inst.index)
+        os.makedirs(log_dir, exist_ok=True)
+        stdout = log_dir / f"{inst.attempt}.out"
+        stderr = log_dir / f"{inst.attempt}.err"
+        env = dict(inst.plan.spec.env)
+        env["RUNNER_RUN_ID"] = str(jr.run_id)
+        env["RUNNER_ATTEMPT"] = str(inst.attempt)
+        spec = LaunchSpec(
+            key=f"{jr.name}/{tr.name}/{inst.index}/{inst.attempt}",
+            argv=inst.plan.spec.argv,
+            env=env,
+            workdir=task.workdir,
+            stdout=stdout,
+            stderr=stderr,
+        )
+        inst.started = time.time()
+        handle = await cr.executor.submit(spec=spec)
+        inst.handle = handle
+        cr.running[handle] = inst
+        self._state.attempt_started(
+            jr.run_id, tr.name, inst.index, inst.attempt, executor=cr.executor_name,
+            handle=handle, stdout=str(stdout), stderr=str(stderr), started_at=inst.started,
+        )
+        if task.timeout is not None:
+            inst.deadline = time.monotonic() + task.timeout
+            heapq.heappush(self._deadline_heap, (inst.deadline, next(self._seq), inst))
+        self._report.emit(Event("started", jr.name, tr.name, inst.index, inst.attempt,
+                                message=inst.plan.spec.description))
+
+    def _finished(self, inst: _Inst, code: int | None, message: str | None) -> None:
+        tr = inst.task
+        task = tr.plan.task
+        jr = tr.job_run
+        inst.handle = None
+        inst.deadline = None
+        now = time.time()
+        elapsed = now - inst.started
+        if inst.stopped_by == "timeout":
+            state, reason = "timeout", f"timed out after {_secs(task.timeout or 0)}; process group killed"
+        elif inst.stopped_by == "cancel":
+            state, reason = "cancelled", self._cancelling or "cancelled"
+        elif code is None:
+            state, reason = "lost", message or "the executor lost track of it"
+        elif code == 0:
+            log_dir = self._state.logs_dir / str(jr.run_id) / tr.name / str(inst.index)
+            problem = tr.plan.kind.verify(
+                task=task, instance=inst.plan.spec,
+                stdout=log_dir / f"{inst.attempt}.out", stderr=log_dir / f"{inst.attempt}.err",
+            )
+            state, reason = ("succeeded", None) if problem is None else ("failed", problem)
+        else:
+            state, reason = "failed", f"exit code {code}"
+
+        retry = (
+            state in ("failed", "timeout", "lost")
+            and inst.attempt <= task.retries
+            and not self._cancelling
+            and (task.retry_on is None or (code is not None and code in task.retry_on))
+        )
+        if retry:
+            delay = min(task.retry_backoff * 2 ** (inst.attempt - 1), MAX_BACKOFF)
+            self._state.attempt_finished(
+                jr.run_id, tr.name, inst.index, inst.attempt, state=state, exit_code=code,
+                reason=reason, ended_at=now, instance_state=None,
+            )
+            heapq.heappush(self._retry_heap, (time.monotonic() + delay, next(self._seq), inst))
+            self._report.emit(Event("retrying", jr.name, tr.name, inst.index, inst.attempt,
+                                    exit_code=code, elapsed=elapsed,
+                                    message=f"{reason}; retry in {_secs(delay)}"))
+            return
+
+        inst.done = True
+        self._counts[state] = self._counts.get(state, 0) + 1
+        ok = state == "succeeded"
+        self._state.attempt_finished(
+            jr.run_id, tr.name, inst.index, inst.attempt, state=state, exit_code=code,
+            reason=reason, ended_at=now, instance_state=state, job=jr.name,
+            fingerprint=inst.plan.fingerprint if ok else None,
+            parts=inst.plan.parts if ok else None,
+        )
+        self._report.emit(Event(state, jr.name, tr.name, inst.index, inst.attempt,
+                                exit_code=code, elapsed=elapsed, message=reason))
+        tr.remaining -= 1
+        if state == "cancelled":
+            jr.cancelled = True
+        elif not ok:
+            self._task_failed(tr)
+        if tr.remaining == 0:
+            self._task_done(tr)
+
+    # -- task bookkeeping ---------------------------------------------------------------------
+
+    def _activate(self, tr: _TaskRun) -> None:
+        if tr.blocked:
+            return
+        tr.started = True
+        if tr.remaining == 0:
+            self._state.task_state(tr.job_run.run_id, tr.name, "skipped")
+            self._report.emit(Event("task-skipped", tr.job_run.name, tr.name,
+                                    message=f"{len(tr.plan.instances)} up to date"))
+            self._release_dependents(tr)
+            return
+        task = tr.plan.task
+        refresh_inputs(tr.plan)
+        task.workdir.mkdir(parents=True, exist_ok=True)
+        for path in task.outputs.values():
+            if path and "://" not in path:
+                Path(path).mkdir(parents=True, exist_ok=True)
+        self._state.task_state(tr.job_run.run_id, tr.name, "running")
+        self._report.emit(Event("task-started", tr.job_run.name, tr.name,
+                                message=f"{tr.remaining} of {len(tr.plan.instances)} instances"))
+        tr.cluster.ready.extend(tr.to_run)
+
+    def _task_done(self, tr: _TaskRun) -> None:
+        state = "failed" if tr.failed else ("cancelled" if self._cancelling else "succeeded")
+        self._state.task_state(tr.job_run.run_id, tr.name, state)
+        self._report.emit(Event(f"task-{state}", tr.job_run.name, tr.name))
+        if not tr.failed and not self._cancelling:
+            self._release_dependents(tr)
+
+    def _release_dependents(self, tr: _TaskRun) -> None:
+        for d in tr.dependents:
+            d.waiting_on -= 1
+            if d.waiting_on == 0:
+                self._activate(d)
+
+    def _task_failed(self, tr: _TaskRun) -> None:
+        jr = tr.job_run
+        jr.failed = True
+        if tr.failed:
+            return
+        tr.failed = True
+        # everything downstream can never start: say so now, keep unrelated work going
+        rows: list[tuple[int, str, int, str, str | None, str, str | None]] = []
+        stack = list(tr.dependents)
+        while stack:
+            d = stack.pop()
+            if d.blocked:
+                continue
+            d.blocked = True
+            stack.extend(d.dependents)
+            reason = f"upstream task {tr.name!r} failed"
+            for inst in d.to_run:
+                inst.done = True
+                rows.append((jr.run_id, d.name, inst.index, "upstream_failed", reason, jr.name, None))
+            self._counts["upstream_failed"] = self._counts.get("upstream_failed", 0) + len(d.to_run)
+            self._state.task_state(jr.run_id, d.name, "upstream_failed", reason)
+            self._report.emit(Event("task-upstream_failed", jr.name, d.name, message=reason))
+        if rows:
+            self._state.instances_final(rows)
+        if self._fail_fast:
+            self.cancel(f"--fail-fast: task {tr.name!r} failed")
+
+    def _drop_waiting(self) -> None:
+        """While cancelling: everything not running is cancelled without starting."""
+        rows: list[tuple[int, str, int, str, str | None, str, str | None]] = []
+        reason = f"not started: {self._cancelling}"
+        dropped: list[_Inst] = []
+        for cr in self._clusters.values():
+            dropped.extend(cr.ready)
+            cr.ready.clear()
+        dropped.extend(inst for _, _, inst in self._retry_heap)
+        self._retry_heap.clear()
+        for jr in self._jobs:
+            for tr in jr.tasks.values():
+                if not tr.started and not tr.blocked:
+                    tr.blocked = True
+                    dropped.extend(tr.to_run)
+                    self._state.task_state(jr.run_id, tr.name, "cancelled", reason)
+        for inst in dropped:
+            if inst.done:
+                continue
+            inst.done = True
+            tr = inst.task
+            tr.job_run.cancelled = True
+            rows.append((tr.job_run.run_id, tr.name, inst.index, "cancelled", reason,
+                         tr.job_run.name, None))
+            self._counts["cancelled"] = self._counts.get("cancelled", 0) + 1
+            tr.remaining -= 1
+            if tr.remaining == 0 and tr.started:
+                self._task_done(tr)
+        if rows:
+            self._state.instances_final(rows)
+
+
+def _secs(s: float) -> str:
+    return f"{s:.0f}s" if s >= 10 else f"{s:.1f}s"
+
+
+def _load_executor(cluster: Cluster) -> Executor:
+    factory: Any = plugins.load("executor", cluster.executor)
+    executor: Executor = factory(cluster=cluster)
+    return executor

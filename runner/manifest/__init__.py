@@ -1,0 +1,1 @@
+"""Manifests: models, YAML with positions, typed params, frames, `$<...>` templates, loading."""

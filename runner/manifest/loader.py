@@ -1,0 +1,685 @@
+"""From files and directories to a checked `Bundle` of jobs, or every problem at once.
+
+Reads every `*.yaml`/`*.yml`, validates each document against the models, then checks what only
+the whole set can tell: names of apps, clusters, tasks and plugins, dependency cycles, parameter
+values and `$<placeholders>`. Each problem is a Diagnostic with file, line and column.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import types
+import typing
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from runner import plugins
+from runner.errors import Diagnostic, UserError
+from runner.graph import find_cycles, topological_order
+from runner.manifest.durations import parse_duration
+from runner.manifest.models import (
+    API_VERSION,
+    DOCUMENT_KINDS,
+    AppDoc,
+    ClusterDoc,
+    JobDoc,
+    TaskSpec,
+)
+from runner.manifest.params import ParamError, ParamSpec, coerce, to_text
+from runner.manifest.source import Document, read_documents
+from runner.manifest.template import TemplateError, placeholders
+
+__all__ = ["BUILTIN_PLACEHOLDERS", "Bundle", "Cluster", "Job", "Task", "load", "parse_overrides"]
+
+BUILTIN_PLACEHOLDERS = ("instance_id", "instance_count", "task", "job")
+DEFAULT_BACKOFF = 1.0
+
+
+@dataclass
+class Cluster:
+    """Where a task runs."""
+
+    name: str
+    executor: str
+    slots: int | None
+    queue: str | None
+    settings: dict[str, Any]
+
+
+@dataclass
+class Task:
+    """A task with everything resolved: app merged in, values typed, paths absolute."""
+
+    job: str
+    name: str
+    kind: str
+    app: str | None
+    command: str | list[str]
+    params: dict[str, Any]
+    param_types: dict[str, str]
+    env: dict[str, str]
+    workdir: Path
+    timeout: float | None
+    retries: int
+    retry_on: list[int] | None
+    retry_backoff: float
+    instances: int
+    depends_on: list[str]
+    cluster: Cluster
+    inputs: dict[str, str]
+    outputs: dict[str, str]
+    logs: str | None
+    base_dir: Path
+    file: str
+
+    def values(self) -> dict[str, str]:
+        """Text for every placeholder except the per-instance ones."""
+        v = {k: to_text(x) for k, x in self.params.items()}
+        v.update(self.inputs)
+        v.update(self.outputs)
+        v["task"] = self.name
+        v["job"] = self.job
+        v["instance_count"] = str(self.instances)
+        return v
+
+
+@dataclass
+class Job:
+    """A job's tasks in dependency order."""
+
+    name: str
+    file: str
+    tasks: dict[str, Task]
+    order: list[str]
+    base_dir: Path
+
+
+@dataclass
+class Bundle:
+    """Everything one `apply` works on."""
+
+    jobs: dict[str, Job]
+    files: list[str]
+    digest: str
+    base_dir: Path
+    documents: int = 0
+    apps: dict[str, AppDoc] = field(default_factory=dict)
+    clusters: dict[str, Cluster] = field(default_factory=dict)
+
+
+def did_you_mean(word: str, options: Iterable[str]) -> str | None:
+    """' did you mean 'x'?' style hint text, or None."""
+    opts = list(options)
+    close = difflib.get_close_matches(str(word), opts, n=1, cutoff=0.6)
+    if close:
+        return f"did you mean {close[0]!r}?"
+    if opts and len(opts) <= 12:
+        return "expected one of: " + ", ".join(sorted(opts))
+    return None
+
+
+def collect_files(paths: Sequence[str]) -> tuple[list[Path], list[Diagnostic]]:
+    """Manifest files named by `paths` (directories: every *.yaml/*.yml inside, sorted)."""
+    files: list[Path] = []
+    problems: list[Diagnostic] = []
+    for raw in paths:
+        p = Path(raw)
+        if p.is_dir():
+            found = sorted(
+                f
+                for f in p.rglob("*")
+                if f.suffix in (".yaml", ".yml")
+                and f.is_file()
+                and not any(part.startswith(".") for part in f.relative_to(p).parts)
+            )
+            if not found:
+                problems.append(
+                    Diagnostic(f"no *.yaml or *.yml files in directory {raw!r}", raw)
+                )
+            files.extend(found)
+        elif p.is_file():
+            files.append(p)
+        else:
+            problems.append(
+                Diagnostic(f"no such file or directory: {raw!r}", raw, hint="check the path")
+            )
+    seen: set[Path] = set()
+    unique = []
+    for f in files:
+        r = f.resolve()
+        if r not in seen:
+            seen.add(r)
+            unique.append(f)
+    return unique, problems
+
+
+def parse_overrides(items: Sequence[str]) -> tuple[list[tuple[str | None, str, str, str]], list[Diagnostic]]:
+    """`--set [job/]task.param=value` items as (job, task, param, value)."""
+    out: list[tuple[str | None, str, str, str]] = []
+    problems = []
+    for item in items:
+        target, eq, value = item.partition("=")
+        job, slash, rest = target.rpartition("/")
+        task, dot, param = rest.rpartition(".")
+        if not eq or not dot or not task or not param:
+            problems.append(
+                Diagnostic(
+                    f"--set {item!r}: expected TASK.PARAM=VALUE (or JOB/TASK.PARAM=VALUE)",
+                    "--set",
+                    hint="for example: --set render.frames=1-20",
+                )
+            )
+            continue
+        out.append((job if slash else None, task, param, value))
+    return out, problems
+
+
+class _Checker:
+    """Collects diagnostics while it resolves documents into a bundle."""
+
+    def __init__(self) -> None:
+        self.problems: list[Diagnostic] = []
+
+    def at(self, doc: Document, path: Sequence[Any], message: str, hint: str | None = None,
+           *, key: bool = False, offset: int | None = None) -> None:
+        loc = doc.locate(path, key=key)
+        col = loc.column
+        if offset is not None:
+            col += _offset_in_node(doc, path, offset)
+        self.problems.append(Diagnostic(message, loc.file, loc.line, col, hint))
+
+    # -- per-document validation --------------------------------------------------------------
+
+    def model(self, doc: Document) -> BaseModel | None:
+        data = doc.data
+        if not isinstance(data, dict):
+            self.at(doc, [], "a manifest document must be a mapping with apiVersion, kind, "
+                    "metadata and spec", "start the document with 'apiVersion: runner/v1'")
+            return None
+        kind = data.get("kind")
+        if kind not in DOCUMENT_KINDS:
+            if "kind" not in data:
+                self.at(doc, [], "missing 'kind'", "add 'kind: App', 'kind: Cluster' or 'kind: Job'")
+            else:
+                hint = did_you_mean(str(kind), DOCUMENT_KINDS)
+                self.at(doc, ["kind"], f"unknown kind {kind!r}", hint)
+            return None
+        if data.get("apiVersion") != API_VERSION:
+            v = data.get("apiVersion")
+            if "apiVersion" not in data:
+                self.at(doc, [], "missing 'apiVersion'", f"add 'apiVersion: {API_VERSION}'")
+            else:
+                self.at(doc, ["apiVersion"], f"unsupported apiVersion {v!r}",
+                        f"this runner reads 'apiVersion: {API_VERSION}'")
+            return None
+        cls = DOCUMENT_KINDS[kind]
+        try:
+            return cls.model_validate(data)
+        except ValidationError as e:
+            self.pydantic(doc, cls, e)
+            return None
+
+    def pydantic(self, doc: Document, cls: type[BaseModel], exc: ValidationError) -> None:
+        grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        for err in exc.errors(include_url=False):
+            loc, real = _real_path(doc.data, err["loc"])
+            if err["type"] in ("missing", "extra_forbidden"):
+                loc = real
+            grouped.setdefault(tuple(loc), []).append(dict(err, real=real))
+        for loc, errs in grouped.items():
+            first = errs[0]
+            etype = first["type"]
+            if etype == "extra_forbidden":
+                key = first["real"][-1]
+                allowed = _allowed_keys(cls, first["real"][:-1])
+                self.at(doc, first["real"], f"unknown key {key!r}",
+                        did_you_mean(str(key), allowed), key=True)
+            elif etype == "missing":
+                missing = first["real"][-1]
+                self.at(doc, first["real"][:-1], f"missing required key {missing!r}",
+                        f"add '{missing}: ...' here")
+            else:
+                self.at(doc, list(loc), _message(errs, loc))
+
+    # -- cross-document checks ----------------------------------------------------------------
+
+    def name_taken(self, doc: Document, kind: str, name: str, first: Document) -> None:
+        self.at(doc, ["metadata", "name"], f"{kind} {name!r} is defined twice",
+                f"the first definition is at {first.file}:{first.locate(['metadata', 'name']).line}; "
+                "rename one of them")
+
+
+def _offset_in_node(doc: Document, path: Sequence[Any], offset: int) -> int:
+    """Columns to add to a scalar's start to reach character `offset` of its text."""
+    from yaml.nodes import ScalarNode
+
+    node = doc.node
+    from runner.manifest.source import _child
+
+    for part in path:
+        found = _child(node, part)
+        if found is None:
+            return 0
+        node = found[1]
+    if isinstance(node, ScalarNode) and node.start_mark.line == node.end_mark.line:
+        return offset + (1 if node.style in ("'", '"') else 0)
+    return 0
+
+
+def _real_path(data: Any, loc: Sequence[Any]) -> tuple[list[Any], list[Any]]:
+    """Drop pydantic's union-branch tags from `loc`; also return the path incl. a missing tail."""
+    path: list[Any] = []
+    cur = data
+    for part in loc:
+        if isinstance(cur, dict) and part in cur:
+            path.append(part)
+            cur = cur[part]
+        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+            path.append(part)
+            cur = cur[part]
+        elif isinstance(cur, dict) and isinstance(part, str) and not _is_branch_tag(part):
+            return path, [*path, part]
+    return path, path
+
+
+def _is_branch_tag(part: str) -> bool:
+    return part in ("str", "int", "float", "bool", "function-after", "function-before") or (
+        "[" in part or part.startswith("function-")
+    )
+
+
+def _allowed_keys(cls: type[BaseModel], path: Sequence[Any]) -> list[str]:
+    t: Any = cls
+    for part in path:
+        t = _unwrap(t, part)
+        if t is None:
+            return []
+    t = _unwrap(t, None)
+    if isinstance(t, type) and issubclass(t, BaseModel):
+        return [f.alias or n for n, f in t.model_fields.items()]
+    return []
+
+
+def _unwrap(t: Any, part: Any) -> Any:
+    """Follow one path element through a model field, dict value or list item type."""
+    origin = typing.get_origin(t)
+    if origin is typing.Annotated:
+        return _unwrap(typing.get_args(t)[0], part)
+    if origin in (typing.Union, types.UnionType):
+        for arg in typing.get_args(t):
+            r = _unwrap(arg, part)
+            if r is not None:
+                return r
+        return None
+    if part is None:
+        return t
+    if isinstance(t, type) and issubclass(t, BaseModel):
+        for n, f in t.model_fields.items():
+            if part in (n, f.alias):
+                return f.annotation
+        return None
+    if origin is dict:
+        return typing.get_args(t)[1]
+    if origin is list and isinstance(part, int):
+        return typing.get_args(t)[0]
+    return None
+
+
+_EXPECT = {
+    "string_type": "a string",
+    "list_type": "a list",
+    "int_type": "an integer",
+    "int_parsing": "an integer",
+    "int_from_float": "an integer",
+    "float_type": "a number",
+    "float_parsing": "a number",
+    "bool_type": "true or false",
+    "bool_parsing": "true or false",
+    "dict_type": "a mapping",
+    "model_type": "a mapping",
+    "model_attributes_type": "a mapping",
+}
+
+
+def _type_name(v: Any) -> str:
+    if v is None:
+        return "nothing"
+    if isinstance(v, bool):
+        return f"the boolean {str(v).lower()}"
+    if isinstance(v, dict):
+        return "a mapping"
+    if isinstance(v, list):
+        return "a list"
+    if isinstance(v, str):
+        return f"the string {v!r}"
+    return f"{v!r}"
+
+
+def _message(errs: list[dict[str, Any]], loc: tuple[Any, ...]) -> str:
+    expects = [_EXPECT[e["type"]] for e in errs if e["type"] in _EXPECT]
+    where = ".".join(str(p) for p in loc) or "document"
+    if expects:
+        got = _type_name(errs[0].get("input"))
+        return f"{where}: expected {' or '.join(dict.fromkeys(expects))}, got {got}"
+    e = errs[0]
+    if e["type"] == "string_pattern_mismatch":
+        return (f"{where}: {e.get('input')!r} is not a valid name; use letters, digits, '.', '_' "
+                "or '-', starting with a letter or digit")
+    msg = str(e["msg"])
+    for prefix in ("Value error, ", "Assertion failed, "):
+        msg = msg.removeprefix(prefix)
+    return f"{where}: {msg}"
+
+
+def load(paths: Sequence[str], overrides: Sequence[str] = ()) -> Bundle:
+    """Read, validate and resolve manifests; raise UserError listing every problem."""
+    files, problems = collect_files(paths)
+    check = _Checker()
+    check.problems.extend(problems)
+    sets, set_problems = parse_overrides(overrides)
+    check.problems.extend(set_problems)
+
+    digest = hashlib.sha256()
+    docs: list[Document] = []
+    for f in files:
+        try:
+            raw = f.read_bytes()
+            text = raw.decode("utf-8")
+        except (OSError, UnicodeDecodeError) as e:
+            check.problems.append(Diagnostic(f"cannot read manifest: {e}", str(f)))
+            continue
+        digest.update(str(f).encode() + b"\0" + raw + b"\0")
+        found, yaml_problems = read_documents(str(f), text)
+        check.problems.extend(yaml_problems)
+        docs.extend(found)
+
+    apps: dict[str, tuple[AppDoc, Document]] = {}
+    clusters: dict[str, tuple[ClusterDoc, Document]] = {}
+    jobs: dict[str, tuple[JobDoc, Document]] = {}
+    for doc in docs:
+        m = check.model(doc)
+        if m is None:
+            continue
+        table: dict[str, Any] = (
+            apps if isinstance(m, AppDoc) else clusters if isinstance(m, ClusterDoc) else jobs
+        )
+        name = m.metadata.name  # type: ignore[attr-defined]
+        if name in table:
+            check.name_taken(doc, type(m).__name__.removesuffix("Doc"), name, table[name][1])
+        else:
+            table[name] = (m, doc)
+
+    if not docs and not check.problems:
+        check.problems.append(Diagnostic("no manifest documents found", ", ".join(paths)))
+    elif not jobs and not check.problems:
+        check.problems.append(
+            Diagnostic("no Job in these manifests; nothing to run",
+                       ", ".join(paths), hint="add a document with 'kind: Job'")
+        )
+
+    kinds = set(plugins.available("kind"))
+    executors = set(plugins.available("executor"))
+    resolved_clusters: dict[str, Cluster] = {}
+    for name, (c, doc) in clusters.items():
+        if c.spec.executor not in executors:
+            check.at(doc, ["spec", "executor"], f"unknown executor {c.spec.executor!r}",
+                     did_you_mean(c.spec.executor, executors) or "see `runner plugins`")
+        resolved_clusters[name] = Cluster(name, c.spec.executor, c.spec.slots, c.spec.queue,
+                                          dict(c.spec.settings))
+    for name, (a, doc) in apps.items():
+        _check_app(check, a, doc, kinds)
+
+    set_targets: dict[tuple[str, str], dict[str, str]] = {}
+    for job_name, task_name, param, value in sets:
+        matches = [j for j, (jd, _) in jobs.items()
+                   if (job_name is None or j == job_name) and task_name in jd.spec.tasks]
+        if not matches:
+            check.problems.append(Diagnostic(
+                f"--set {task_name}.{param}: no task {task_name!r} in "
+                + (f"job {job_name!r}" if job_name else "any job"), "--set",
+                hint=did_you_mean(task_name, [t for jd, _ in jobs.values() for t in jd.spec.tasks])))
+        elif len(matches) > 1:
+            check.problems.append(Diagnostic(
+                f"--set {task_name}.{param}: task {task_name!r} is in several jobs "
+                f"({', '.join(matches)})", "--set", hint="write JOB/TASK.PARAM=VALUE"))
+        else:
+            set_targets.setdefault((matches[0], task_name), {})[param] = value
+
+    default_cluster = Cluster("default", "local", None, None, {})
+    resolved_jobs: dict[str, Job] = {}
+    for job_name, (j, doc) in jobs.items():
+        base_dir = Path(doc.file).resolve().parent
+        tasks: dict[str, Task] = {}
+        for task_name, t in j.spec.tasks.items():
+            task = _resolve_task(check, doc, j, task_name, t, apps, resolved_clusters,
+                                 default_cluster, kinds, set_targets.get((job_name, task_name), {}),
+                                 base_dir)
+            if task is not None:
+                tasks[task_name] = task
+        deps = {name: t.depends_on for name, t in j.spec.tasks.items()}
+        for task_name, t in j.spec.tasks.items():
+            for i, dep in enumerate(t.depends_on):
+                if dep not in j.spec.tasks:
+                    check.at(doc, ["spec", "tasks", task_name, "dependsOn", i],
+                             f"task {task_name!r} depends on unknown task {dep!r}",
+                             did_you_mean(dep, j.spec.tasks))
+                elif dep == task_name:
+                    check.at(doc, ["spec", "tasks", task_name, "dependsOn", i],
+                             f"task {task_name!r} depends on itself", "remove it from dependsOn")
+        for cyc in find_cycles(deps):
+            if len(cyc) < 2:
+                continue
+            path = " -> ".join([*cyc, cyc[0]])
+            check.at(doc, ["spec", "tasks", cyc[0], "dependsOn"],
+                     f"dependency cycle: {path}", "remove one of these dependsOn entries")
+        if not check.problems:
+            order = topological_order(deps)
+            resolved_jobs[job_name] = Job(job_name, doc.file, tasks, order, base_dir)
+
+    if check.problems:
+        raise UserError(check.problems)
+    base = Path(files[0]).resolve().parent if files else Path.cwd()
+    return Bundle(
+        jobs=resolved_jobs,
+        files=[str(f) for f in files],
+        digest=digest.hexdigest(),
+        base_dir=base,
+        documents=len(docs),
+        apps={n: a for n, (a, _) in apps.items()},
+        clusters=resolved_clusters,
+    )
+
+
+def _check_app(check: _Checker, a: AppDoc, doc: Document, kinds: set[str]) -> None:
+    if a.spec.kind not in kinds:
+        check.at(doc, ["spec", "kind"], f"unknown task kind {a.spec.kind!r}",
+                 did_you_mean(a.spec.kind, kinds) or "see `runner plugins`")
+    declared = set(a.spec.params) | set(a.spec.inputs) | set(a.spec.outputs) | set(
+        BUILTIN_PLACEHOLDERS)
+    _check_placeholders(check, doc, ["spec", "command"], a.spec.command, declared,
+                        f"app {a.metadata.name!r}")
+    for k, v in a.spec.env.items():
+        _check_placeholders(check, doc, ["spec", "env", k], v, declared, f"app {a.metadata.name!r}")
+
+
+def _check_placeholders(check: _Checker, doc: Document, path: list[Any],
+                        command: str | list[str], declared: set[str], owner: str) -> None:
+    items: list[tuple[list[Any], str]] = (
+        [(path, command)] if isinstance(command, str)
+        else [([*path, i], c) for i, c in enumerate(command)]
+    )
+    for p, text in items:
+        try:
+            found = placeholders(text)
+        except TemplateError as e:
+            check.at(doc, p, str(e), offset=e.offset)
+            continue
+        for name, offset in found:
+            if name not in declared:
+                check.at(doc, p, f"placeholder '$<{name}>' is not declared by {owner}",
+                         did_you_mean(name, declared - set(BUILTIN_PLACEHOLDERS))
+                         or f"declare a parameter '{name}', or write '$$<{name}>' for literal text",
+                         offset=offset)
+
+
+def _resolve_task(check: _Checker, doc: Document, j: JobDoc, name: str, t: TaskSpec,
+                  apps: dict[str, tuple[AppDoc, Document]], clusters: dict[str, Cluster],
+                  default_cluster: Cluster, kinds: set[str], sets: dict[str, str],
+                  base_dir: Path) -> Task | None:
+    here = ["spec", "tasks", name]
+    before = len(check.problems)
+    app: AppDoc | None = None
+    if t.app is not None:
+        if t.app not in apps:
+            check.at(doc, [*here, "app"], f"unknown app {t.app!r}",
+                     did_you_mean(t.app, apps) or "define it with a 'kind: App' document")
+            return None
+        app = apps[t.app][0]
+
+    kind = t.kind or (app.spec.kind if app else "shell")
+    if t.kind is not None and t.kind not in kinds:
+        check.at(doc, [*here, "kind"], f"unknown task kind {t.kind!r}",
+                 did_you_mean(t.kind, kinds) or "see `runner plugins`")
+
+    cluster_name = t.cluster or j.spec.cluster
+    cluster = default_cluster
+    if cluster_name is not None:
+        if cluster_name not in clusters:
+            where = [*here, "cluster"] if t.cluster else ["spec", "cluster"]
+            check.at(doc, where, f"unknown cluster {cluster_name!r}",
+                     did_you_mean(cluster_name, clusters) or "define it with a 'kind: Cluster' document")
+        else:
+            cluster = clusters[cluster_name]
+
+    params: dict[str, Any] = {}
+    types_: dict[str, str] = {}
+    if app is not None:
+        specs: dict[str, ParamSpec] = app.spec.params
+        for pname, value in t.params.items():
+            if pname not in specs:
+                check.at(doc, [*here, "params", pname],
+                         f"app {app.metadata.name!r} has no parameter {pname!r}",
+                         did_you_mean(pname, specs) or "remove it", key=True)
+                continue
+            if not specs[pname].overridable:
+                check.at(doc, [*here, "params", pname],
+                         f"parameter {pname!r} of app {app.metadata.name!r} is not overridable",
+                         "remove it here, or set 'overridable: true' in the app", key=True)
+                continue
+            try:
+                params[pname] = coerce(specs[pname], value)
+            except ParamError as e:
+                check.at(doc, [*here, "params", pname], f"parameter {pname!r}: {e}")
+        for pname, value in sets.items():
+            if pname not in specs:
+                check.problems.append(Diagnostic(
+                    f"--set {name}.{pname}: app {app.metadata.name!r} has no parameter {pname!r}",
+                    "--set", hint=did_you_mean(pname, specs)))
+            elif not specs[pname].overridable:
+                check.problems.append(Diagnostic(
+                    f"--set {name}.{pname}: parameter {pname!r} is not overridable", "--set"))
+            else:
+                try:
+                    params[pname] = coerce(specs[pname], value)
+                except ParamError as e:
+                    check.problems.append(Diagnostic(f"--set {name}.{pname}: {e}", "--set"))
+        for pname, spec in specs.items():
+            types_[pname] = spec.type
+            if pname in params:
+                continue
+            if spec.default is not None:
+                params[pname] = spec.default
+            elif spec.required:
+                check.at(doc, here, f"task {name!r} must set required parameter {pname!r} "
+                         f"of app {app.metadata.name!r}",
+                         f"add 'params: {{{pname}: ...}}' to the task", key=True)
+        command: str | list[str] = app.spec.command
+    else:
+        for pname, value in t.params.items():
+            if isinstance(value, (dict, list)) or value is None:
+                check.at(doc, [*here, "params", pname],
+                         f"parameter {pname!r}: expected a plain value, got {_type_name(value)}")
+                continue
+            params[pname] = value
+            types_[pname] = "string"
+        for pname, value in sets.items():
+            if pname not in params:
+                check.problems.append(Diagnostic(
+                    f"--set {name}.{pname}: task {name!r} has no parameter {pname!r}", "--set",
+                    hint=did_you_mean(pname, params)))
+            else:
+                params[pname] = value
+        assert t.command is not None
+        command = t.command
+        declared = set(t.params) | set(t.inputs) | set(t.outputs) | set(BUILTIN_PLACEHOLDERS)
+        _check_placeholders(check, doc, [*here, "command"], command, declared, f"task {name!r}")
+
+    declared_io_in = set(app.spec.inputs) if app else None
+    declared_io_out = set(app.spec.outputs) if app else None
+    for label, given, allowed in (("input", t.inputs, declared_io_in),
+                                  ("output", t.outputs, declared_io_out)):
+        if allowed is None:
+            continue
+        for k in given:
+            if k not in allowed:
+                check.at(doc, [*here, f"{label}s", k], f"app {t.app!r} has no {label} {k!r}",
+                         did_you_mean(k, allowed), key=True)
+    declared_env = set(params) | set(t.inputs) | set(t.outputs) | set(BUILTIN_PLACEHOLDERS)
+    if app:
+        declared_env |= set(app.spec.inputs) | set(app.spec.outputs)
+    for k, v in t.env.items():
+        _check_placeholders(check, doc, [*here, "env", k], v, declared_env, f"task {name!r}")
+
+    if len(check.problems) != before:
+        return None
+    env = dict(j.spec.env)
+    if app:
+        env.update(app.spec.env)
+    env.update(t.env)
+    timeout = t.timeout if t.timeout is not None else (app.spec.timeout if app else None)
+    retries = t.retries if t.retries is not None else (app.spec.retries if app and app.spec.retries is not None else 0)
+    retry_on = t.retry_on if t.retry_on is not None else (app.spec.retry_on if app else None)
+    instances = t.instances or (app.spec.instances if app and app.spec.instances else 1)
+    inputs = {k: _local_or_uri(v, base_dir) for k, v in t.inputs.items()}
+    outputs = {k: _local_or_uri(v, base_dir) for k, v in t.outputs.items()}
+    if app:
+        for k in app.spec.inputs:
+            inputs.setdefault(k, "")
+        for k in app.spec.outputs:
+            outputs.setdefault(k, "")
+    return Task(
+        job=j.metadata.name,
+        name=name,
+        kind=kind,
+        app=t.app,
+        command=command,
+        params=params,
+        param_types=types_,
+        env=env,
+        workdir=(base_dir / t.workdir) if t.workdir else base_dir,
+        timeout=parse_duration(timeout) if timeout is not None else None,
+        retries=retries,
+        retry_on=retry_on,
+        retry_backoff=parse_duration(t.retry_backoff) if t.retry_backoff is not None else DEFAULT_BACKOFF,
+        instances=instances,
+        depends_on=list(t.depends_on),
+        cluster=cluster,
+        inputs=inputs,
+        outputs=outputs,
+        logs=t.logs,
+        base_dir=base_dir,
+        file=doc.file,
+    )
+
+
+def _local_or_uri(value: str, base_dir: Path) -> str:
+    """A local path made absolute (relative to the manifest); URIs other than file:// kept."""
+    if "://" in value and not value.startswith("file://"):
+        return value
+    path = value.removeprefix("file://")
+    return str((base_dir / path).resolve()) if path else str(base_dir)

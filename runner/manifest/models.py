@@ -1,0 +1,220 @@
+"""The manifest's shape: pydantic v2 models for the `App`, `Cluster` and `Job` documents.
+
+Unknown keys are errors everywhere (`extra="forbid"`). Keys are written in the manifest's own
+spelling (`apiVersion`, `dependsOn`, `retryOn`) through aliases. The JSON Schema in `schemas/`
+is generated from these models (`runner schema`). Cross-document checks (names, cycles,
+placeholders) live in `runner.manifest.loader`, not here.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    field_validator,
+    model_validator,
+)
+
+from runner.manifest.durations import parse_duration
+from runner.manifest.params import ParamSpec
+
+__all__ = [
+    "API_VERSION",
+    "AppDoc",
+    "AppSpec",
+    "ClusterDoc",
+    "ClusterSpec",
+    "JobDoc",
+    "JobSpec",
+    "Metadata",
+    "TaskSpec",
+    "document_schema",
+]
+
+API_VERSION = "runner/v1"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]*$"
+ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+def _scalar_text(v: Any) -> Any:
+    """YAML gives `PORT: 80` as an int; environment values are text, so accept scalars."""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, (int, float)):
+        return str(v)
+    return v
+
+
+Text = Annotated[str, BeforeValidator(_scalar_text)]
+Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=128)]
+Duration = Annotated[
+    str | float,
+    Field(description="seconds, or text like '30s', '15m', '2h', '1h30m'"),
+]
+Command = Annotated[
+    str | list[Text],
+    Field(
+        description="a string runs through /bin/sh with every $<value> shell-quoted; "
+        "a list runs without a shell, one argument per item"
+    ),
+]
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(extra="forbid", populate_by_name=True)
+
+
+class _Env(_Model):
+    env: dict[str, Text] = Field(default_factory=dict, description="environment variables")
+
+    @field_validator("env")
+    @classmethod
+    def _env_names(cls, v: dict[str, str]) -> dict[str, str]:
+        for k in v:
+            if not ENV_NAME.match(k):
+                raise ValueError(
+                    f"{k!r} is not a valid environment variable name (letters, digits, '_')"
+                )
+        return v
+
+
+def _check_duration(v: str | float | None) -> str | float | None:
+    if v is not None:
+        parse_duration(v)
+    return v
+
+
+class Metadata(_Model):
+    """Names a document; other documents refer to it by this name."""
+
+    name: Name
+    description: str | None = None
+    labels: dict[str, Text] = Field(default_factory=dict)
+
+
+class IOSpec(_Model):
+    """An input or output slot of an App: where the data appears for the command."""
+
+    path: str | None = Field(default=None, description="local path the data is mapped to")
+    description: str | None = None
+
+
+class AppSpec(_Env):
+    """A reusable command template with typed parameters."""
+
+    kind: Name = Field(default="shell", description="task kind plugin (runner plugins)")
+    command: Command
+    params: dict[Name, ParamSpec] = Field(default_factory=dict)
+    inputs: dict[Name, IOSpec] = Field(default_factory=dict)
+    outputs: dict[Name, IOSpec] = Field(default_factory=dict)
+    instances: int | None = Field(default=None, ge=1, le=100_000)
+    timeout: Duration | None = None
+    retries: int | None = Field(default=None, ge=0, le=100)
+    retry_on: list[int] | None = Field(default=None, alias="retryOn")
+    description: str | None = None
+
+    _durations = field_validator("timeout")(_check_duration)
+
+
+class AppDoc(_Model):
+    """`kind: App`."""
+
+    api_version: Literal["runner/v1"] = Field(alias="apiVersion")
+    kind: Literal["App"]
+    metadata: Metadata
+    spec: AppSpec
+
+
+class ClusterSpec(_Model):
+    """Where work runs: an executor and its settings."""
+
+    executor: Name = Field(default="local", description="executor plugin (runner plugins)")
+    slots: int | None = Field(
+        default=None, ge=1, le=100_000, description="instances run at once (default: CPUs)"
+    )
+    queue: str | None = None
+    settings: dict[str, Any] = Field(
+        default_factory=dict, description="executor-specific settings"
+    )
+    description: str | None = None
+
+
+class ClusterDoc(_Model):
+    """`kind: Cluster`."""
+
+    api_version: Literal["runner/v1"] = Field(alias="apiVersion")
+    kind: Literal["Cluster"]
+    metadata: Metadata
+    spec: ClusterSpec
+
+
+class TaskSpec(_Env):
+    """One node of a job's DAG: an App with values, or a command of its own."""
+
+    app: Name | None = None
+    kind: Name | None = None
+    command: Command | None = None
+    params: dict[Name, Any] = Field(default_factory=dict)
+    instances: int | None = Field(default=None, ge=1, le=100_000)
+    depends_on: list[str] = Field(default_factory=list, alias="dependsOn")
+    workdir: str | None = Field(default=None, description="relative to the manifest's folder")
+    timeout: Duration | None = None
+    retries: int | None = Field(default=None, ge=0, le=100)
+    retry_on: list[int] | None = Field(
+        default=None, alias="retryOn", description="retry only on these exit codes"
+    )
+    retry_backoff: Duration | None = Field(
+        default=None, alias="retryBackoff", description="first retry delay; doubles each time"
+    )
+    cluster: Name | None = None
+    inputs: dict[Name, str] = Field(default_factory=dict)
+    outputs: dict[Name, str] = Field(default_factory=dict)
+    logs: str | None = None
+    description: str | None = None
+
+    _durations = field_validator("timeout", "retry_backoff")(_check_duration)
+
+    @model_validator(mode="after")
+    def _app_or_command(self) -> TaskSpec:
+        if self.app is None and self.command is None:
+            raise ValueError("a task needs either 'app: NAME' or 'command: ...'")
+        if self.app is not None and self.command is not None:
+            raise ValueError("a task takes 'app' or 'command', not both")
+        return self
+
+
+class JobSpec(_Env):
+    """A DAG of tasks."""
+
+    cluster: Name | None = None
+    tasks: dict[Name, TaskSpec] = Field(min_length=1)
+    description: str | None = None
+
+
+class JobDoc(_Model):
+    """`kind: Job`."""
+
+    api_version: Literal["runner/v1"] = Field(alias="apiVersion")
+    kind: Literal["Job"]
+    metadata: Metadata
+    spec: JobSpec
+
+
+DOCUMENT_KINDS: dict[str, type[_Model]] = {"App": AppDoc, "Cluster": ClusterDoc, "Job": JobDoc}
+
+
+def document_schema() -> dict[str, Any]:
+    """JSON Schema for one manifest document (editors apply it to every `---` document)."""
+    adapter: TypeAdapter[Any] = TypeAdapter(
+        Annotated[AppDoc | ClusterDoc | JobDoc, Field(discriminator="kind")]
+    )
+    schema = adapter.json_schema(by_alias=True)
+    schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
+    schema["title"] = "runner manifest document (apiVersion runner/v1)"
+    return schema

@@ -1,0 +1,235 @@
+"""Reconciling, like terraform: for every instance, run or skip, and why.
+
+Each instance has a fingerprint made of named parts (kind, app, command, env, each param, each
+declared input file's size and mtime, ...). An instance is skipped only when its latest outcome
+succeeded with the same fingerprint and nothing upstream of it runs; otherwise the reason names
+what changed or what happened last time. Reads state, never writes it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from runner import plugins
+from runner.contracts import InstanceSpec, Kind, Task
+from runner.errors import UserError
+from runner.manifest.loader import Bundle, Job, did_you_mean
+from runner.state import CurrentInstance, State
+
+__all__ = [
+    "InstancePlan", "JobPlan", "TaskPlan", "instance_env", "make_plan", "refresh_inputs",
+]
+
+Action = Literal["run", "skip"]
+
+
+@dataclass
+class InstancePlan:
+    """One instance: what it runs, its fingerprint, and the decision."""
+
+    spec: InstanceSpec
+    fingerprint: str
+    parts: dict[str, str]
+    action: Action
+    reason: str
+
+
+@dataclass
+class TaskPlan:
+    """A task's instances and its overall decision."""
+
+    task: Task
+    kind: Kind
+    instances: list[InstancePlan]
+
+    @property
+    def to_run(self) -> int:
+        """How many instances will run."""
+        return sum(1 for i in self.instances if i.action == "run")
+
+    @property
+    def action(self) -> Action:
+        """`run` when any instance runs."""
+        return "run" if self.to_run else "skip"
+
+
+@dataclass
+class JobPlan:
+    """A job's tasks in dependency order."""
+
+    job: Job
+    tasks: dict[str, TaskPlan] = field(default_factory=dict)
+
+    @property
+    def to_run(self) -> int:
+        """How many instances of the job will run."""
+        return sum(t.to_run for t in self.tasks.values())
+
+    @property
+    def total(self) -> int:
+        """How many instances the job has."""
+        return sum(len(t.instances) for t in self.tasks.values())
+
+
+def instance_env(task: Task, index: int) -> dict[str, str]:
+    """Variables every instance sees, under runner's and BatchCompute's names."""
+    return {
+        "RUNNER_JOB": task.job,
+        "RUNNER_TASK": task.name,
+        "RUNNER_INSTANCE_ID": str(index),
+        "RUNNER_INSTANCE_COUNT": str(task.instances),
+        "BATCH_COMPUTE_DAG_INSTANCE_ID": str(index),
+        "BATCH_COMPUTE_DAG_INSTANCE_COUNT": str(task.instances),
+    }
+
+
+def _h(value: object) -> str:
+    text = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def _input_signature(path: str) -> str:
+    """Size and mtime of a local input (every file below it for a directory)."""
+    if "://" in path:
+        return path  # remote inputs are fingerprinted by the store that stages them
+    p = Path(path)
+    try:
+        st = p.stat()
+    except OSError:
+        return "missing"
+    if not p.is_dir():
+        return f"{st.st_size}:{st.st_mtime_ns}"
+    entries = []
+    for root, dirs, files in os.walk(p):
+        dirs.sort()
+        for name in sorted(files):
+            f = os.path.join(root, name)
+            try:
+                s = os.stat(f)
+            except OSError:
+                continue
+            entries.append(f"{os.path.relpath(f, p)}:{s.st_size}:{s.st_mtime_ns}")
+    return _h(entries)
+
+
+def _task_parts(task: Task) -> dict[str, str]:
+    parts = {
+        "kind": task.kind,
+        "app": task.app or "",
+        "workdir": str(task.workdir),
+        "instances": str(task.instances),
+    }
+    for name, value in task.params.items():
+        parts[f"param {name}"] = _h(repr(value))
+    for name, path in task.inputs.items():
+        parts[f"input {name}"] = _h(_input_signature(path)) if path else ""
+    for name, path in task.outputs.items():
+        parts[f"output {name}"] = _h(path)
+    return parts
+
+
+def _fingerprint(base: dict[str, str], spec: InstanceSpec) -> tuple[str, dict[str, str]]:
+    parts = dict(base)
+    parts["command"] = _h(spec.argv)
+    parts["env"] = _h(spec.env)
+    for k, v in spec.fingerprint_extra.items():
+        parts[f"extra {k}"] = _h(v)
+    return _h(parts), parts
+
+
+def _changed(old: dict[str, str], new: dict[str, str]) -> list[str]:
+    keys = [k for k in new if old.get(k) != new[k]]
+    keys += [k for k in old if k not in new]
+    return keys
+
+
+def _decide(
+    prev: CurrentInstance | None, fp: str, parts: dict[str, str]
+) -> tuple[Action, str]:
+    if prev is None:
+        return "run", "new: never ran"
+    if prev.state != "succeeded":
+        return "run", f"{prev.state.replace('_', ' ')} in run {prev.run_id}"
+    if prev.fingerprint != fp:
+        what = _changed(prev.parts, parts) or ["fingerprint"]
+        return "run", f"changed since run {prev.run_id}: {', '.join(what)}"
+    return "skip", f"up to date (succeeded in run {prev.run_id})"
+
+
+def refresh_inputs(tp: TaskPlan) -> None:
+    """Fingerprint inputs as they are when the task starts (an upstream task may have written
+    them since the plan), so the next plan compares against what this run really read."""
+    if not tp.task.inputs:
+        return
+    fresh = {f"input {n}": _h(_input_signature(p)) if p else "" for n, p in tp.task.inputs.items()}
+    for ip in tp.instances:
+        if ip.action == "run":
+            ip.parts.update(fresh)
+            ip.fingerprint = _h(ip.parts)
+
+
+def load_kind(name: str) -> Kind:
+    """An instance of the kind plugin `name`."""
+    factory = plugins.load("kind", name)
+    kind: Kind = factory()
+    return kind
+
+
+def make_plan(
+    bundle: Bundle,
+    state: State | None,
+    *,
+    force: bool = False,
+    rerun: Collection[str] = (),
+    jobs: Iterable[str] | None = None,
+) -> list[JobPlan]:
+    """Decide run or skip for every instance of every (selected) job."""
+    selected = list(jobs) if jobs is not None else list(bundle.jobs)
+    all_tasks = {t for j in bundle.jobs.values() for t in j.tasks}
+    unknown = [r for r in rerun if r.rpartition("/")[2] not in all_tasks]
+    if unknown:
+        raise UserError(
+            f"--rerun {unknown[0]!r}: no such task"
+            + (f"; {h}" if (h := did_you_mean(unknown[0], all_tasks)) else "")
+        )
+    kinds: dict[str, Kind] = {}
+    plans = []
+    for job_name in selected:
+        job = bundle.jobs[job_name]
+        current = state.current(job_name) if state is not None else {}
+        jp = JobPlan(job)
+        running_tasks: set[str] = set()
+        for tname in job.order:
+            task = job.tasks[tname]
+            kind = kinds.get(task.kind)
+            if kind is None:
+                kind = kinds[task.kind] = load_kind(task.kind)
+            specs = kind.expand(task=task)
+            base = _task_parts(task)
+            upstream = next((d for d in task.depends_on if d in running_tasks), None)
+            requested = tname in rerun or f"{job_name}/{tname}" in rerun
+            instances = []
+            for spec in specs:
+                spec.env.update(instance_env(task, spec.index))
+                fp, parts = _fingerprint(base, spec)
+                action, reason = _decide(current.get((tname, spec.index)), fp, parts)
+                if action == "skip":
+                    if force:
+                        action, reason = "run", "forced (--force)"
+                    elif requested:
+                        action, reason = "run", "requested (--rerun)"
+                    elif upstream is not None:
+                        action, reason = "run", f"upstream task {upstream!r} runs"
+                instances.append(InstancePlan(spec, fp, parts, action, reason))
+            tp = TaskPlan(task, kind, instances)
+            if tp.action == "run":
+                running_tasks.add(tname)
+            jp.tasks[tname] = tp
+        plans.append(jp)
+    return plans

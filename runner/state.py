@@ -1,0 +1,394 @@
+"""The state store: SQLite in WAL mode, the only module that speaks SQL.
+
+Records runs, tasks, instances (per run, with the reason each ran or was skipped), attempts
+(exit code, timings, executor handle, log paths) and, per job, the latest known outcome and
+fingerprint of every instance, which is what `plan` compares against. Every change is one
+transaction; with WAL and synchronous=NORMAL a commit costs microseconds and a killed runner
+leaves the database consistent (at worst without its last transaction).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+__all__ = ["CurrentInstance", "State", "default_state_dir"]
+
+SCHEMA_VERSION = 1
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT);
+CREATE TABLE IF NOT EXISTS runs (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    job TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    started_at REAL NOT NULL,
+    ended_at REAL,
+    manifest_digest TEXT,
+    manifest_files TEXT,
+    git_commit TEXT,
+    pid INTEGER,
+    host TEXT,
+    cancel_requested INTEGER NOT NULL DEFAULT 0
+);
+CREATE INDEX IF NOT EXISTS runs_job ON runs (job, id);
+CREATE TABLE IF NOT EXISTS tasks (
+    run_id INTEGER NOT NULL,
+    task TEXT NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    instances INTEGER NOT NULL,
+    PRIMARY KEY (run_id, task)
+);
+CREATE TABLE IF NOT EXISTS instances (
+    run_id INTEGER NOT NULL,
+    task TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    reason TEXT,
+    fingerprint TEXT,
+    exit_code INTEGER,
+    attempts INTEGER NOT NULL DEFAULT 0,
+    started_at REAL,
+    ended_at REAL,
+    description TEXT,
+    PRIMARY KEY (run_id, task, idx)
+);
+CREATE TABLE IF NOT EXISTS attempts (
+    run_id INTEGER NOT NULL,
+    task TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    exit_code INTEGER,
+    executor TEXT,
+    handle TEXT,
+    started_at REAL,
+    ended_at REAL,
+    stdout TEXT,
+    stderr TEXT,
+    reason TEXT,
+    PRIMARY KEY (run_id, task, idx, attempt)
+);
+CREATE INDEX IF NOT EXISTS attempts_state ON attempts (state);
+CREATE TABLE IF NOT EXISTS current (
+    job TEXT NOT NULL,
+    task TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    run_id INTEGER NOT NULL,
+    state TEXT NOT NULL,
+    fingerprint TEXT,
+    parts TEXT,
+    PRIMARY KEY (job, task, idx)
+);
+"""
+
+
+def default_state_dir(base: Path) -> Path:
+    """`RUNNER_STATE_DIR` if set, else `.runner/` in `base`."""
+    env = os.environ.get("RUNNER_STATE_DIR")
+    return Path(env) if env else base / ".runner"
+
+
+@dataclass(frozen=True)
+class CurrentInstance:
+    """The latest known outcome of one instance of a job."""
+
+    run_id: int
+    state: str
+    fingerprint: str | None
+    parts: dict[str, str]
+
+
+class State:
+    """A connection to the state database of one state directory."""
+
+    def __init__(self, directory: Path, *, create: bool = True) -> None:
+        self.directory = directory
+        if create:
+            directory.mkdir(parents=True, exist_ok=True)
+        elif not (directory / "state.db").exists():
+            raise FileNotFoundError(directory / "state.db")
+        self.db = sqlite3.connect(
+            directory / "state.db", isolation_level=None, timeout=30, check_same_thread=False
+        )
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA foreign_keys=OFF")
+        self.db.executescript(_SCHEMA)  # idempotent, and executescript commits by itself
+        with self.transaction():
+            self.db.execute(
+                "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
+            )
+
+    @property
+    def logs_dir(self) -> Path:
+        """Where attempt logs live: logs/RUN/TASK/INDEX/ATTEMPT.{out,err}."""
+        return self.directory / "logs"
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on error."""
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            yield self.db
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
+
+    # -- runs -------------------------------------------------------------------------------
+
+    def start_run(self, *, job: str, digest: str, files: Sequence[str], git_commit: str | None) -> int:
+        """A new run of `job`, owned by this process."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO runs (job, state, started_at, manifest_digest, manifest_files,"
+                " git_commit, pid, host) VALUES (?, 'running', ?, ?, ?, ?, ?, ?)",
+                (job, time.time(), digest, json.dumps(list(files)), git_commit, os.getpid(),
+                 socket.gethostname()),
+            )
+            assert cur.lastrowid is not None
+            return cur.lastrowid
+
+    def finish_run(self, run_id: int, state: str, reason: str | None = None) -> None:
+        """Record how a run ended."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE runs SET state = ?, reason = ?, ended_at = ? WHERE id = ?",
+                (state, reason, time.time(), run_id),
+            )
+
+    def runs(self, limit: int = 50) -> list[dict[str, Any]]:
+        """Most recent runs first."""
+        rows = self.db.execute(
+            "SELECT id, job, state, reason, started_at, ended_at, git_commit, pid, host"
+            " FROM runs ORDER BY id DESC LIMIT ?",
+            (limit,),
+        ).fetchall()
+        keys = ("id", "job", "state", "reason", "started_at", "ended_at", "git_commit", "pid",
+                "host")
+        return [dict(zip(keys, r, strict=True)) for r in rows]
+
+    def run(self, run_id: int | None) -> dict[str, Any] | None:
+        """One run (the latest when `run_id` is None)."""
+        if run_id is None:
+            row = self.db.execute("SELECT MAX(id) FROM runs").fetchone()
+            if row is None or row[0] is None:
+                return None
+            run_id = row[0]
+        found = [r for r in self.runs_by_ids([run_id])]
+        return found[0] if found else None
+
+    def runs_by_ids(self, ids: Iterable[int]) -> list[dict[str, Any]]:
+        """Runs with these ids."""
+        out = []
+        for i in ids:
+            r = self.db.execute(
+                "SELECT id, job, state, reason, started_at, ended_at, git_commit, pid, host,"
+                " manifest_digest, cancel_requested FROM runs WHERE id = ?", (i,)
+            ).fetchone()
+            if r:
+                keys = ("id", "job", "state", "reason", "started_at", "ended_at", "git_commit",
+                        "pid", "host", "manifest_digest", "cancel_requested")
+                out.append(dict(zip(keys, r, strict=True)))
+        return out
+
+    def unfinished_runs(self, job: str) -> list[dict[str, Any]]:
+        """Runs of `job` still marked running (their runner may have died)."""
+        ids = [r[0] for r in self.db.execute(
+            "SELECT id FROM runs WHERE job = ? AND state = 'running'", (job,))]
+        return self.runs_by_ids(ids)
+
+    def request_cancel(self, run_id: int) -> None:
+        """Flag a run for cancellation (read by its runner)."""
+        with self.transaction() as db:
+            db.execute("UPDATE runs SET cancel_requested = 1 WHERE id = ?", (run_id,))
+
+    # -- plan records -----------------------------------------------------------------------
+
+    def current(self, job: str) -> dict[tuple[str, int], CurrentInstance]:
+        """Latest known outcome of every instance of `job`."""
+        out = {}
+        for task, idx, run_id, state, fp, parts in self.db.execute(
+            "SELECT task, idx, run_id, state, fingerprint, parts FROM current WHERE job = ?",
+            (job,),
+        ):
+            out[(task, idx)] = CurrentInstance(run_id, state, fp, json.loads(parts or "{}"))
+        return out
+
+    def record_plan(
+        self,
+        run_id: int,
+        tasks: Sequence[tuple[str, str, str | None, int]],
+        instances: Sequence[tuple[str, int, str, str | None, str | None, str | None]],
+    ) -> None:
+        """Tasks (name, state, reason, count) and instances (task, idx, state, reason, fp, desc)."""
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO tasks (run_id, task, state, reason, instances) VALUES (?, ?, ?, ?, ?)",
+                [(run_id, *t) for t in tasks],
+            )
+            db.executemany(
+                "INSERT INTO instances (run_id, task, idx, state, reason, fingerprint,"
+                " description) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(run_id, *i) for i in instances],
+            )
+
+    # -- the engine's per-instance writes (one transaction each, O(1)) ----------------------
+
+    def attempt_started(
+        self, run_id: int, task: str, idx: int, attempt: int, *, executor: str, handle: str,
+        stdout: str, stderr: str, started_at: float,
+    ) -> None:
+        """An attempt was submitted; its handle is stored before anything else happens."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO attempts (run_id, task, idx, attempt, state, executor,"
+                " handle, started_at, stdout, stderr) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                (run_id, task, idx, attempt, executor, handle, started_at, stdout, stderr),
+            )
+            db.execute(
+                "UPDATE instances SET state = 'running', attempts = ?,"
+                " started_at = COALESCE(started_at, ?) WHERE run_id = ? AND task = ? AND idx = ?",
+                (attempt, started_at, run_id, task, idx),
+            )
+
+    def attempt_finished(
+        self, run_id: int, task: str, idx: int, attempt: int, *, state: str,
+        exit_code: int | None, reason: str | None, ended_at: float,
+        instance_state: str | None, job: str | None = None, fingerprint: str | None = None,
+        parts: dict[str, str] | None = None,
+    ) -> None:
+        """An attempt ended; when `instance_state` is given the instance is final too."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE attempts SET state = ?, exit_code = ?, reason = ?, ended_at = ?"
+                " WHERE run_id = ? AND task = ? AND idx = ? AND attempt = ?",
+                (state, exit_code, reason, ended_at, run_id, task, idx, attempt),
+            )
+            if instance_state is not None:
+                self._instance_final(db, run_id, task, idx, instance_state, reason, exit_code,
+                                     ended_at, job, fingerprint, parts)
+            else:
+                db.execute(
+                    "UPDATE instances SET state = 'retrying', reason = ?, exit_code = ?"
+                    " WHERE run_id = ? AND task = ? AND idx = ?",
+                    (reason, exit_code, run_id, task, idx),
+                )
+
+    def instance_final(
+        self, run_id: int, task: str, idx: int, state: str, reason: str | None, *,
+        job: str, fingerprint: str | None,
+    ) -> None:
+        """An instance ended without (another) attempt: cancelled, upstream failed."""
+        with self.transaction() as db:
+            self._instance_final(db, run_id, task, idx, state, reason, None, time.time(), job,
+                                 fingerprint, None)
+
+    def instances_final(
+        self, rows: Sequence[tuple[int, str, int, str, str | None, str, str | None]]
+    ) -> None:
+        """Many instances ended without running: (run, task, idx, state, reason, job, fp)."""
+        now = time.time()
+        with self.transaction() as db:
+            for run_id, task, idx, state, reason, job, fp in rows:
+                self._instance_final(db, run_id, task, idx, state, reason, None, now, job, fp,
+                                     None)
+
+    @staticmethod
+    def _instance_final(
+        db: sqlite3.Connection, run_id: int, task: str, idx: int, state: str,
+        reason: str | None, exit_code: int | None, ended_at: float, job: str | None,
+        fingerprint: str | None, parts: dict[str, str] | None,
+    ) -> None:
+        db.execute(
+            "UPDATE instances SET state = ?, reason = ?, exit_code = COALESCE(?, exit_code),"
+            " ended_at = ? WHERE run_id = ? AND task = ? AND idx = ?",
+            (state, reason, exit_code, ended_at, run_id, task, idx),
+        )
+        if job is not None:
+            db.execute(
+                "INSERT OR REPLACE INTO current (job, task, idx, run_id, state, fingerprint,"
+                " parts) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (job, task, idx, run_id, state, fingerprint,
+                 json.dumps(parts) if parts is not None else None),
+            )
+
+    def task_state(self, run_id: int, task: str, state: str, reason: str | None = None) -> None:
+        """A task's overall state in a run."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE tasks SET state = ?, reason = COALESCE(?, reason)"
+                " WHERE run_id = ? AND task = ?",
+                (state, reason, run_id, task),
+            )
+
+    # -- reading back -----------------------------------------------------------------------
+
+    def tasks(self, run_id: int) -> list[dict[str, Any]]:
+        """Tasks of a run in the order they were planned."""
+        keys = ("task", "state", "reason", "instances")
+        return [dict(zip(keys, r, strict=True)) for r in self.db.execute(
+            "SELECT task, state, reason, instances FROM tasks WHERE run_id = ? ORDER BY rowid",
+            (run_id,))]
+
+    def instances(self, run_id: int, task: str | None = None) -> list[dict[str, Any]]:
+        """Instances of a run (of one task)."""
+        keys = ("task", "idx", "state", "reason", "exit_code", "attempts", "started_at",
+                "ended_at", "description")
+        sql = ("SELECT task, idx, state, reason, exit_code, attempts, started_at, ended_at,"
+               " description FROM instances WHERE run_id = ?")
+        args: tuple[Any, ...] = (run_id,)
+        if task is not None:
+            sql += " AND task = ?"
+            args += (task,)
+        return [dict(zip(keys, r, strict=True)) for r in self.db.execute(sql + " ORDER BY rowid", args)]
+
+    def attempts(self, run_id: int, task: str, idx: int) -> list[dict[str, Any]]:
+        """Attempts of one instance, first first."""
+        keys = ("attempt", "state", "exit_code", "executor", "handle", "started_at", "ended_at",
+                "stdout", "stderr", "reason")
+        return [dict(zip(keys, r, strict=True)) for r in self.db.execute(
+            "SELECT attempt, state, exit_code, executor, handle, started_at, ended_at, stdout,"
+            " stderr, reason FROM attempts WHERE run_id = ? AND task = ? AND idx = ?"
+            " ORDER BY attempt", (run_id, task, idx))]
+
+    def running_attempts(self, run_id: int) -> list[dict[str, Any]]:
+        """Attempts of a run still marked running."""
+        keys = ("task", "idx", "attempt", "executor", "handle")
+        return [dict(zip(keys, r, strict=True)) for r in self.db.execute(
+            "SELECT task, idx, attempt, executor, handle FROM attempts"
+            " WHERE run_id = ? AND state = 'running'", (run_id,))]
+
+    def close_interrupted(self, run_id: int, job: str, reason: str) -> None:
+        """A run whose runner died: its running attempts are lost, unfinished instances too."""
+        now = time.time()
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE attempts SET state = 'lost', reason = ?, ended_at = ?"
+                " WHERE run_id = ? AND state = 'running'", (reason, now, run_id))
+            rows = db.execute(
+                "SELECT task, idx FROM instances WHERE run_id = ?"
+                " AND state IN ('pending', 'running', 'retrying')", (run_id,)).fetchall()
+            for task, idx in rows:
+                self._instance_final(db, run_id, task, idx, "interrupted", reason, None, now,
+                                     job, None, None)
+            db.execute(
+                "UPDATE tasks SET state = 'interrupted' WHERE run_id = ?"
+                " AND state IN ('pending', 'running')", (run_id,))
+            db.execute(
+                "UPDATE runs SET state = 'interrupted', reason = ?, ended_at = ? WHERE id = ?",
+                (reason, now, run_id))
