@@ -15,9 +15,12 @@ import subprocess
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from runner.errors import UserError
+
+if TYPE_CHECKING:
+    from runner.engine import Engine, Outcome
 from runner.manifest.loader import Bundle, Cluster, load
 from runner.plan import JobPlan, make_plan
 from runner.state import State, default_state_dir
@@ -35,8 +38,12 @@ def _state_for(bundle: Bundle, state_dir: Path | None) -> Path:
 
 
 def plan(
-    paths: Sequence[str], *, sets: Sequence[str] = (), state_dir: Path | None = None,
-    force: bool = False, rerun: Sequence[str] = (),
+    paths: Sequence[str],
+    *,
+    sets: Sequence[str] = (),
+    state_dir: Path | None = None,
+    force: bool = False,
+    rerun: Sequence[str] = (),
 ) -> tuple[Bundle, list[JobPlan]]:
     """What `apply` would do, reading state but running nothing."""
     bundle = load(paths, sets)
@@ -62,8 +69,12 @@ def plan_as_json(plans: list[JobPlan]) -> dict[str, Any]:
                         "task": name,
                         "action": tp.action,
                         "instances": [
-                            {"index": i.spec.index, "action": i.action, "reason": i.reason,
-                             "fingerprint": i.fingerprint}
+                            {
+                                "index": i.spec.index,
+                                "action": i.action,
+                                "reason": i.reason,
+                                "fingerprint": i.fingerprint,
+                            }
                             for i in tp.instances
                         ],
                     }
@@ -78,8 +89,10 @@ def plan_as_json(plans: list[JobPlan]) -> dict[str, Any]:
 def print_plan(plans: list[JobPlan], out: TextIO, *, per_instance: bool) -> None:
     """Per job and task: how much runs and why; per instance when asked."""
     for jp in plans:
-        out.write(f"job {jp.job.name} ({jp.job.file}): {jp.to_run} to run, "
-                  f"{jp.total - jp.to_run} up to date\n")
+        out.write(
+            f"job {jp.job.name} ({jp.job.file}): {jp.to_run} to run, "
+            f"{jp.total - jp.to_run} up to date\n"
+        )
         for name, tp in jp.tasks.items():
             n = len(tp.instances)
             out.write(f"  {tp.action:4} {name} ({tp.to_run}/{n} instance{'s' if n != 1 else ''})\n")
@@ -104,12 +117,22 @@ def git_commit(directory: Path) -> str | None:
     else:
         return None
     try:
-        head = subprocess.run(["git", "-C", str(directory), "rev-parse", "HEAD"],
-                              capture_output=True, text=True, timeout=10, check=False)
+        head = subprocess.run(
+            ["git", "-C", str(directory), "rev-parse", "HEAD"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
         if head.returncode != 0:
             return None
-        dirty = subprocess.run(["git", "-C", str(directory), "status", "--porcelain"],
-                               capture_output=True, text=True, timeout=10, check=False)
+        dirty = subprocess.run(
+            ["git", "-C", str(directory), "status", "--porcelain"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
         return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.SubprocessError):
         return None
@@ -132,9 +155,15 @@ def _reclaim(state: State, run: dict[str, Any], why: str) -> int:
 
 
 def apply(
-    paths: Sequence[str], *, sets: Sequence[str] = (), state_dir: Path | None = None,
-    force: bool = False, rerun: Sequence[str] = (), fail_fast: bool = False,
-    output: str = "text", out: TextIO | None = None,
+    paths: Sequence[str],
+    *,
+    sets: Sequence[str] = (),
+    state_dir: Path | None = None,
+    force: bool = False,
+    rerun: Sequence[str] = (),
+    fail_fast: bool = False,
+    output: str = "text",
+    out: TextIO | None = None,
 ) -> int:
     """Reconcile: run what the plan says, record everything; return the exit code."""
     from runner.engine import Engine
@@ -154,10 +183,14 @@ def apply(
         # we hold every job's lock, so any run still marked running lost its runner
         for job in bundle.jobs:
             for run in state.unfinished_runs(job):
-                killed = _reclaim(state, run, f"runner pid {run['pid']} stopped before the run ended")
+                killed = _reclaim(
+                    state, run, f"runner pid {run['pid']} stopped before the run ended"
+                )
                 if output != "json":
-                    out.write(f"run {run['id']} of job {job} was interrupted (its runner died); "
-                              f"{killed} leftover process group(s) killed\n")
+                    out.write(
+                        f"run {run['id']} of job {job} was interrupted (its runner died); "
+                        f"{killed} leftover process group(s) killed\n"
+                    )
         plans = make_plan(bundle, state, force=force, rerun=rerun)
         work = [jp for jp in plans if jp.to_run]
         if output != "json":
@@ -172,16 +205,28 @@ def apply(
         commit = git_commit(bundle.base_dir)
         run_ids: dict[str, int] = {}
         for jp in work:
-            rid = state.start_run(job=jp.job.name, digest=bundle.digest, files=bundle.files,
-                                  git_commit=commit)
+            rid = state.start_run(
+                job=jp.job.name, digest=bundle.digest, files=bundle.files, git_commit=commit
+            )
             run_ids[jp.job.name] = rid
             state.record_plan(
                 rid,
-                [(n, "pending" if tp.to_run else "skipped", None, len(tp.instances))
-                 for n, tp in jp.tasks.items()],
-                [(n, i.spec.index, "pending" if i.action == "run" else "skipped", i.reason,
-                  i.fingerprint, i.spec.description)
-                 for n, tp in jp.tasks.items() for i in tp.instances],
+                [
+                    (n, "pending" if tp.to_run else "skipped", None, len(tp.instances))
+                    for n, tp in jp.tasks.items()
+                ],
+                [
+                    (
+                        n,
+                        i.spec.index,
+                        "pending" if i.action == "run" else "skipped",
+                        i.reason,
+                        i.fingerprint,
+                        i.spec.description,
+                    )
+                    for n, tp in jp.tasks.items()
+                    for i in tp.instances
+                ],
             )
             if output != "json":
                 out.write(f"run {rid}: job {jp.job.name}, {jp.to_run} instance(s) to run\n")
@@ -189,8 +234,9 @@ def apply(
         reporter = make_reporter(
             output, {(jp.job.name, n): tp.to_run for jp in work for n, tp in jp.tasks.items()}
         )
-        engine = Engine(state=state, plans=work, run_ids=run_ids, reporter=reporter,
-                        fail_fast=fail_fast)
+        engine = Engine(
+            state=state, plans=work, run_ids=run_ids, reporter=reporter, fail_fast=fail_fast
+        )
         try:
             outcome = asyncio.run(_run_with_signals(engine))
         finally:
@@ -200,8 +246,17 @@ def apply(
             state.finish_run(rid, st)
         counts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(outcome.counts.items()))
         if output == "json":
-            out.write(json.dumps({"event": "done", "runs": run_ids, "states": outcome.states,
-                                  "counts": outcome.counts}) + "\n")
+            out.write(
+                json.dumps(
+                    {
+                        "event": "done",
+                        "runs": run_ids,
+                        "states": outcome.states,
+                        "counts": outcome.counts,
+                    }
+                )
+                + "\n"
+            )
         else:
             for job, rid in run_ids.items():
                 out.write(f"run {rid}: job {job} {outcome.states[job]} ({counts})\n")
@@ -214,7 +269,7 @@ def apply(
         state.close()
 
 
-async def _run_with_signals(engine: Any) -> Any:
+async def _run_with_signals(engine: Engine) -> Outcome:
     loop = asyncio.get_running_loop()
     hits = {"n": 0}
 
@@ -254,10 +309,13 @@ def cancel(state_dir: Path, run_id: int) -> str:
             os.kill(pid, signal.SIGTERM)
             return f"asked runner pid {pid} to cancel run {run_id}"
         if run["host"] != socket.gethostname():
-            raise UserError(f"run {run_id} is run by a runner on host {run['host']!r}; "
-                            "cancel it there")
+            raise UserError(
+                f"run {run_id} is run by a runner on host {run['host']!r}; cancel it there"
+            )
         killed = _reclaim(state, run, "cancelled; its runner had already stopped")
-        return f"run {run_id}'s runner was gone; marked interrupted, {killed} process group(s) killed"
+        return (
+            f"run {run_id}'s runner was gone; marked interrupted, {killed} process group(s) killed"
+        )
     finally:
         state.close()
 
@@ -270,4 +328,3 @@ def open_state(state_dir: Path) -> State:
         raise UserError(
             f"no runner state in {state_dir}: nothing has been applied here yet",
         ) from None
-

@@ -11,7 +11,7 @@ import json
 import sys
 import time
 from datetime import datetime
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -33,7 +33,7 @@ app = typer.Typer(
 )
 
 
-class Output(str, Enum):
+class Output(StrEnum):
     """Output formats."""
 
     text = "text"
@@ -47,8 +47,10 @@ Sets = Annotated[
 ]
 StateDir = Annotated[
     Path | None,
-    typer.Option("--state-dir", help="state directory (default: .runner/ beside the manifest, "
-                 "or $RUNNER_STATE_DIR)"),
+    typer.Option(
+        "--state-dir",
+        help="state directory (default: .runner/ beside the manifest, or $RUNNER_STATE_DIR)",
+    ),
 ]
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="text or json")]
 
@@ -64,15 +66,20 @@ def _state_dir(given: Path | None) -> Path:
     here = Path(".runner")
     if (here / "state.db").exists():
         return here
-    found = sorted({p.parent for pattern in ("*/.runner/state.db", "*/*/.runner/state.db",
-                                            "*/*/*/.runner/state.db")
-                    for p in Path.cwd().glob(pattern)})
+    found = sorted(
+        {
+            p.parent
+            for pattern in ("*/.runner/state.db", "*/*/.runner/state.db", "*/*/*/.runner/state.db")
+            for p in Path.cwd().glob(pattern)
+        }
+    )
     if len(found) == 1:
         return found[0]
     if found:
         listed = ", ".join(str(f.relative_to(Path.cwd())) for f in found)
-        raise UserError(f"several state directories below here ({listed}); "
-                        "choose one with --state-dir")
+        raise UserError(
+            f"several state directories below here ({listed}); choose one with --state-dir"
+        )
     return here
 
 
@@ -86,8 +93,10 @@ def validate(paths: Paths, sets: Sets = None, output: OutputOpt = Output.text) -
     if output == Output.json:
         print(json.dumps({"errors": [], "jobs": sorted(bundle.jobs), "tasks": tasks}))
     else:
-        print(f"ok: {len(bundle.files)} file(s), {bundle.documents} document(s), "
-              f"{len(bundle.jobs)} job(s), {tasks} task(s)")
+        print(
+            f"ok: {len(bundle.files)} file(s), {bundle.documents} document(s), "
+            f"{len(bundle.jobs)} job(s), {tasks} task(s)"
+        )
 
 
 @app.command()
@@ -96,7 +105,9 @@ def plan(
     sets: Sets = None,
     state_dir: StateDir = None,
     force: Annotated[bool, typer.Option("--force", help="plan every instance to run")] = False,
-    rerun: Annotated[list[str] | None, typer.Option("--rerun", help="rerun TASK (and downstream)")] = None,
+    rerun: Annotated[
+        list[str] | None, typer.Option("--rerun", help="rerun TASK (and downstream)")
+    ] = None,
     detailed_exitcode: Annotated[
         bool, typer.Option("--detailed-exitcode", help="exit 0: nothing to do, 2: work to do")
     ] = False,
@@ -105,15 +116,15 @@ def plan(
     """Show, per task and instance, whether apply would run or skip it and why."""
     from runner import api
 
-    _, plans = api.plan(paths, sets=sets or [], state_dir=state_dir, force=force,
-                        rerun=rerun or [])
+    _, plans = api.plan(paths, sets=sets or [], state_dir=state_dir, force=force, rerun=rerun or [])
     if output == Output.json:
         print(json.dumps(api.plan_as_json(plans), indent=1))
     else:
         api.print_plan(plans, sys.stdout, per_instance=True)
         todo = sum(jp.to_run for jp in plans)
-        print(f"Plan: {todo} instance(s) to run, "
-              f"{sum(jp.total for jp in plans) - todo} up to date.")
+        print(
+            f"Plan: {todo} instance(s) to run, {sum(jp.total for jp in plans) - todo} up to date."
+        )
     if detailed_exitcode and any(jp.to_run for jp in plans):
         raise typer.Exit(2)
 
@@ -124,22 +135,34 @@ def apply(
     sets: Sets = None,
     state_dir: StateDir = None,
     force: Annotated[bool, typer.Option("--force", help="run every instance again")] = False,
-    rerun: Annotated[list[str] | None, typer.Option("--rerun", help="rerun TASK (and downstream)")] = None,
-    fail_fast: Annotated[bool, typer.Option("--fail-fast", help="stop everything at the first failure")] = False,
+    rerun: Annotated[
+        list[str] | None, typer.Option("--rerun", help="rerun TASK (and downstream)")
+    ] = None,
+    fail_fast: Annotated[
+        bool, typer.Option("--fail-fast", help="stop everything at the first failure")
+    ] = False,
     output: OutputOpt = Output.text,
 ) -> None:
     """Run what is not done yet; skip what is; record everything."""
     from runner import api
 
-    code = api.apply(paths, sets=sets or [], state_dir=state_dir, force=force, rerun=rerun or [],
-                     fail_fast=fail_fast, output=output.value)
+    code = api.apply(
+        paths,
+        sets=sets or [],
+        state_dir=state_dir,
+        force=force,
+        rerun=rerun or [],
+        fail_fast=fail_fast,
+        output=output.value,
+    )
     raise typer.Exit(code)
 
 
 @app.command()
 def schema(
     out: Annotated[Path, typer.Option("--out", help="where to write it")] = Path(
-        "schemas/manifest.schema.json"),
+        "schemas/manifest.schema.json"
+    ),
     check: Annotated[bool, typer.Option("--check", help="fail if the file is stale")] = False,
 ) -> None:
     """Write the JSON Schema of manifest documents (for editor completion)."""
@@ -168,8 +191,11 @@ def _dur(a: float | None, b: float | None) -> str:
 
 
 @app.command()
-def runs(state_dir: StateDir = None, output: OutputOpt = Output.text,
-         limit: Annotated[int, typer.Option(help="how many")] = 20) -> None:
+def runs(
+    state_dir: StateDir = None,
+    output: OutputOpt = Output.text,
+    limit: Annotated[int, typer.Option(help="how many")] = 20,
+) -> None:
     """List recent runs."""
     from runner.api import open_state
 
@@ -183,8 +209,10 @@ def runs(state_dir: StateDir = None, output: OutputOpt = Output.text,
         print("no runs yet")
     for r in rows:
         commit = f" git {r['git_commit'][:12]}" if r["git_commit"] else ""
-        print(f"{r['id']:>5}  {r['job']:<20} {r['state']:<12} {_when(r['started_at'])}  "
-              f"{_dur(r['started_at'], r['ended_at']):>8}{commit}")
+        print(
+            f"{r['id']:>5}  {r['job']:<20} {r['state']:<12} {_when(r['started_at'])}  "
+            f"{_dur(r['started_at'], r['ended_at']):>8}{commit}"
+        )
 
 
 @app.command()
@@ -208,9 +236,11 @@ def status(
     if output == Output.json:
         print(json.dumps({"run": r, "tasks": tasks, "instances": instances}, indent=1))
         return
-    print(f"run {r['id']}: job {r['job']} {r['state']}"
-          + (f" ({r['reason']})" if r["reason"] else "")
-          + f", started {_when(r['started_at'])}, {_dur(r['started_at'], r['ended_at'])}")
+    print(
+        f"run {r['id']}: job {r['job']} {r['state']}"
+        + (f" ({r['reason']})" if r["reason"] else "")
+        + f", started {_when(r['started_at'])}, {_dur(r['started_at'], r['ended_at'])}"
+    )
     by_task: dict[str, list[dict[str, Any]]] = {}
     for i in instances:
         by_task.setdefault(i["task"], []).append(i)
@@ -219,17 +249,23 @@ def status(
         for i in by_task.get(t["task"], []):
             code = f" exit {i['exit_code']}" if i["exit_code"] is not None else ""
             tries = f" attempts {i['attempts']}" if i["attempts"] else ""
-            print(f"    [{i['idx']}] {i['state']:<16}{code}{tries}"
-                  + (f"  {i['reason']}" if i["reason"] else ""))
+            print(
+                f"    [{i['idx']}] {i['state']:<16}{code}{tries}"
+                + (f"  {i['reason']}" if i["reason"] else "")
+            )
 
 
 @app.command()
 def logs(
     run: Annotated[int, typer.Argument(help="run id")],
     target: Annotated[str, typer.Argument(help="TASK or TASK/INSTANCE")],
-    attempt: Annotated[int | None, typer.Option("--attempt", help="attempt number (default: last)")] = None,
+    attempt: Annotated[
+        int | None, typer.Option("--attempt", help="attempt number (default: last)")
+    ] = None,
     stream: Annotated[str, typer.Option("--stream", help="out, err or both")] = "both",
-    follow: Annotated[bool, typer.Option("--follow", "-f", help="keep printing while it runs")] = False,
+    follow: Annotated[
+        bool, typer.Option("--follow", "-f", help="keep printing while it runs")
+    ] = False,
     state_dir: StateDir = None,
 ) -> None:
     """Print an attempt's stdout and stderr."""
@@ -250,19 +286,28 @@ def logs(
                 f"run {run} has no attempt of {task}/{idx}"
                 + (f"; tasks in this run: {', '.join(known)}" if known else "")
             )
-        chosen = attempts[-1] if attempt is None else next(
-            (a for a in attempts if a["attempt"] == attempt), None)
+        chosen = (
+            attempts[-1]
+            if attempt is None
+            else next((a for a in attempts if a["attempt"] == attempt), None)
+        )
         if chosen is None:
-            raise UserError(f"{task}/{idx} in run {run} has attempts 1..{len(attempts)}, "
-                            f"not {attempt}")
-        files = [(n, Path(chosen[k])) for n, k in (("stdout", "stdout"), ("stderr", "stderr"))
-                 if stream in ("both", n[3:])]
+            raise UserError(
+                f"{task}/{idx} in run {run} has attempts 1..{len(attempts)}, not {attempt}"
+            )
+        files = [
+            (n, Path(chosen[k]))
+            for n, k in (("stdout", "stdout"), ("stderr", "stderr"))
+            if stream in ("both", n[3:])
+        ]
         if not follow:
             for name, path in files:
                 data = path.read_bytes() if path.exists() else b""
                 if stream == "both" and data:
-                    print(f"==> {name} of {task}/{idx} attempt {chosen['attempt']} ({path}) <==",
-                          flush=True)
+                    print(
+                        f"==> {name} of {task}/{idx} attempt {chosen['attempt']} ({path}) <==",
+                        flush=True,
+                    )
                 sys.stdout.buffer.write(data)
                 sys.stdout.flush()
             return
@@ -271,12 +316,15 @@ def logs(
         state.close()
 
 
-def _follow(state: Any, run: int, task: str, idx: int, attempt: int,
-            files: list[tuple[str, Path]]) -> None:
+def _follow(
+    state: Any, run: int, task: str, idx: int, attempt: int, files: list[tuple[str, Path]]
+) -> None:
     offsets = {p: 0 for _, p in files}
     while True:
-        running = any(a["attempt"] == attempt and a["state"] == "running"
-                      for a in state.attempts(run, task, idx))
+        running = any(
+            a["attempt"] == attempt and a["state"] == "running"
+            for a in state.attempts(run, task, idx)
+        )
         for _, path in files:
             if path.exists():
                 with open(path, "rb") as f:
@@ -356,7 +404,10 @@ def main(argv: list[str] | None = None) -> None:
         if debug:
             raise
         # a bug in runner, not in the manifest: say so without dumping locals (secrets)
-        print(f"runner: internal error: {type(e).__name__}: {e}\n"
-              "  run again with --debug for the traceback, and please report it", file=sys.stderr)
+        print(
+            f"runner: internal error: {type(e).__name__}: {e}\n"
+            "  run again with --debug for the traceback, and please report it",
+            file=sys.stderr,
+        )
         sys.exit(70)
     sys.exit(rv if isinstance(rv, int) else 0)

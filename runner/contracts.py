@@ -95,7 +95,9 @@ class Kind(Protocol):
     def expand(self, *, task: Task) -> list[InstanceSpec]:
         """One spec per instance, in index order."""
 
-    def verify(self, *, task: Task, instance: InstanceSpec, stdout: Path, stderr: Path) -> str | None:
+    def verify(
+        self, *, task: Task, instance: InstanceSpec, stdout: Path, stderr: Path
+    ) -> str | None:
         """After exit code 0: None if the result is good, else why it is not."""
 
 

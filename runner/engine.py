@@ -48,8 +48,17 @@ class Outcome:
 
 
 class _Inst:
-    __slots__ = ("attempt", "deadline", "done", "handle", "index", "plan", "started",
-                 "stopped_by", "task")
+    __slots__ = (
+        "attempt",
+        "deadline",
+        "done",
+        "handle",
+        "index",
+        "plan",
+        "started",
+        "stopped_by",
+        "task",
+    )
 
     def __init__(self, task: _TaskRun, plan: InstancePlan) -> None:
         self.task = task
@@ -64,8 +73,19 @@ class _Inst:
 
 
 class _TaskRun:
-    __slots__ = ("blocked", "cluster", "dependents", "failed", "job_run", "name", "plan",
-                 "remaining", "started", "to_run", "waiting_on")
+    __slots__ = (
+        "blocked",
+        "cluster",
+        "dependents",
+        "failed",
+        "job_run",
+        "name",
+        "plan",
+        "remaining",
+        "started",
+        "to_run",
+        "waiting_on",
+    )
 
     def __init__(self, job_run: _JobRun, plan: TaskPlan, cluster: _ClusterRun) -> None:
         self.job_run = job_run
@@ -129,7 +149,7 @@ class Engine:
         self._seq = itertools.count()
         self._cancelling: str | None = None
         self._counts: dict[str, int] = {}
-        self._active_tasks = 0
+        self._background: set[asyncio.Future[Any]] = set()
         self._build(plans, run_ids)
 
     def _build(self, plans: list[JobPlan], run_ids: dict[str, int]) -> None:
@@ -147,6 +167,12 @@ class Engine:
                     tr.waiting_on += 1
                     jr.tasks[dep].dependents.append(tr)
 
+    def _spawn(self, coro: Any) -> None:
+        """Run `coro` in the background, keeping a reference until it is done."""
+        t = asyncio.ensure_future(coro)
+        self._background.add(t)
+        t.add_done_callback(self._background.discard)
+
     # -- public -------------------------------------------------------------------------------
 
     def cancel(self, why: str = "cancelled") -> None:
@@ -158,7 +184,7 @@ class Engine:
                 if cr.running:
                     for inst in cr.running.values():
                         inst.stopped_by = inst.stopped_by or "cancel"
-                    asyncio.ensure_future(cr.executor.cancel(handles=list(cr.running)))
+                    self._spawn(cr.executor.cancel(handles=list(cr.running)))
 
     async def run(self) -> Outcome:
         """Run to completion (or cancellation) and return how each job ended."""
@@ -228,7 +254,7 @@ class Engine:
                 inst.stopped_by = "timeout"
                 inst.deadline = None
                 cr = inst.task.cluster
-                asyncio.ensure_future(cr.executor.cancel(handles=[inst.handle]))
+                self._spawn(cr.executor.cancel(handles=[inst.handle]))
         while self._retry_heap and self._retry_heap[0][0] <= now:
             _, _, inst = heapq.heappop(self._retry_heap)
             inst.task.cluster.ready.append(inst)
@@ -259,14 +285,29 @@ class Engine:
         inst.handle = handle
         cr.running[handle] = inst
         self._state.attempt_started(
-            jr.run_id, tr.name, inst.index, inst.attempt, executor=cr.executor_name,
-            handle=handle, stdout=str(stdout), stderr=str(stderr), started_at=inst.started,
+            jr.run_id,
+            tr.name,
+            inst.index,
+            inst.attempt,
+            executor=cr.executor_name,
+            handle=handle,
+            stdout=str(stdout),
+            stderr=str(stderr),
+            started_at=inst.started,
         )
         if task.timeout is not None:
             inst.deadline = time.monotonic() + task.timeout
             heapq.heappush(self._deadline_heap, (inst.deadline, next(self._seq), inst))
-        self._report.emit(Event("started", jr.name, tr.name, inst.index, inst.attempt,
-                                message=inst.plan.spec.description))
+        self._report.emit(
+            Event(
+                "started",
+                jr.name,
+                tr.name,
+                inst.index,
+                inst.attempt,
+                message=inst.plan.spec.description,
+            )
+        )
 
     def _finished(self, inst: _Inst, code: int | None, message: str | None) -> None:
         tr = inst.task
@@ -276,8 +317,12 @@ class Engine:
         inst.deadline = None
         now = time.time()
         elapsed = now - inst.started
+        reason: str | None
         if inst.stopped_by == "timeout":
-            state, reason = "timeout", f"timed out after {_secs(task.timeout or 0)}; process group killed"
+            state, reason = (
+                "timeout",
+                f"timed out after {_secs(task.timeout or 0)}; process group killed",
+            )
         elif inst.stopped_by == "cancel":
             state, reason = "cancelled", self._cancelling or "cancelled"
         elif code is None:
@@ -285,8 +330,10 @@ class Engine:
         elif code == 0:
             log_dir = self._state.logs_dir / str(jr.run_id) / tr.name / str(inst.index)
             problem = tr.plan.kind.verify(
-                task=task, instance=inst.plan.spec,
-                stdout=log_dir / f"{inst.attempt}.out", stderr=log_dir / f"{inst.attempt}.err",
+                task=task,
+                instance=inst.plan.spec,
+                stdout=log_dir / f"{inst.attempt}.out",
+                stderr=log_dir / f"{inst.attempt}.err",
             )
             state, reason = ("succeeded", None) if problem is None else ("failed", problem)
         else:
@@ -301,26 +348,60 @@ class Engine:
         if retry:
             delay = min(task.retry_backoff * 2 ** (inst.attempt - 1), MAX_BACKOFF)
             self._state.attempt_finished(
-                jr.run_id, tr.name, inst.index, inst.attempt, state=state, exit_code=code,
-                reason=reason, ended_at=now, instance_state=None,
+                jr.run_id,
+                tr.name,
+                inst.index,
+                inst.attempt,
+                state=state,
+                exit_code=code,
+                reason=reason,
+                ended_at=now,
+                instance_state=None,
             )
             heapq.heappush(self._retry_heap, (time.monotonic() + delay, next(self._seq), inst))
-            self._report.emit(Event("retrying", jr.name, tr.name, inst.index, inst.attempt,
-                                    exit_code=code, elapsed=elapsed,
-                                    message=f"{reason}; retry in {_secs(delay)}"))
+            self._report.emit(
+                Event(
+                    "retrying",
+                    jr.name,
+                    tr.name,
+                    inst.index,
+                    inst.attempt,
+                    exit_code=code,
+                    elapsed=elapsed,
+                    message=f"{reason}; retry in {_secs(delay)}",
+                )
+            )
             return
 
         inst.done = True
         self._counts[state] = self._counts.get(state, 0) + 1
         ok = state == "succeeded"
         self._state.attempt_finished(
-            jr.run_id, tr.name, inst.index, inst.attempt, state=state, exit_code=code,
-            reason=reason, ended_at=now, instance_state=state, job=jr.name,
+            jr.run_id,
+            tr.name,
+            inst.index,
+            inst.attempt,
+            state=state,
+            exit_code=code,
+            reason=reason,
+            ended_at=now,
+            instance_state=state,
+            job=jr.name,
             fingerprint=inst.plan.fingerprint if ok else None,
             parts=inst.plan.parts if ok else None,
         )
-        self._report.emit(Event(state, jr.name, tr.name, inst.index, inst.attempt,
-                                exit_code=code, elapsed=elapsed, message=reason))
+        self._report.emit(
+            Event(
+                state,
+                jr.name,
+                tr.name,
+                inst.index,
+                inst.attempt,
+                exit_code=code,
+                elapsed=elapsed,
+                message=reason,
+            )
+        )
         tr.remaining -= 1
         if state == "cancelled":
             jr.cancelled = True
@@ -337,8 +418,14 @@ class Engine:
         tr.started = True
         if tr.remaining == 0:
             self._state.task_state(tr.job_run.run_id, tr.name, "skipped")
-            self._report.emit(Event("task-skipped", tr.job_run.name, tr.name,
-                                    message=f"{len(tr.plan.instances)} up to date"))
+            self._report.emit(
+                Event(
+                    "task-skipped",
+                    tr.job_run.name,
+                    tr.name,
+                    message=f"{len(tr.plan.instances)} up to date",
+                )
+            )
             self._release_dependents(tr)
             return
         task = tr.plan.task
@@ -348,8 +435,14 @@ class Engine:
             if path and "://" not in path:
                 Path(path).mkdir(parents=True, exist_ok=True)
         self._state.task_state(tr.job_run.run_id, tr.name, "running")
-        self._report.emit(Event("task-started", tr.job_run.name, tr.name,
-                                message=f"{tr.remaining} of {len(tr.plan.instances)} instances"))
+        self._report.emit(
+            Event(
+                "task-started",
+                tr.job_run.name,
+                tr.name,
+                message=f"{tr.remaining} of {len(tr.plan.instances)} instances",
+            )
+        )
         tr.cluster.ready.extend(tr.to_run)
 
     def _task_done(self, tr: _TaskRun) -> None:
@@ -383,7 +476,9 @@ class Engine:
             reason = f"upstream task {tr.name!r} failed"
             for inst in d.to_run:
                 inst.done = True
-                rows.append((jr.run_id, d.name, inst.index, "upstream_failed", reason, jr.name, None))
+                rows.append(
+                    (jr.run_id, d.name, inst.index, "upstream_failed", reason, jr.name, None)
+                )
             self._counts["upstream_failed"] = self._counts.get("upstream_failed", 0) + len(d.to_run)
             self._state.task_state(jr.run_id, d.name, "upstream_failed", reason)
             self._report.emit(Event("task-upstream_failed", jr.name, d.name, message=reason))
@@ -414,8 +509,9 @@ class Engine:
             inst.done = True
             tr = inst.task
             tr.job_run.cancelled = True
-            rows.append((tr.job_run.run_id, tr.name, inst.index, "cancelled", reason,
-                         tr.job_run.name, None))
+            rows.append(
+                (tr.job_run.run_id, tr.name, inst.index, "cancelled", reason, tr.job_run.name, None)
+            )
             self._counts["cancelled"] = self._counts.get("cancelled", 0) + 1
             tr.remaining -= 1
             if tr.remaining == 0 and tr.started:

@@ -89,8 +89,13 @@ class RichReporter:
 
     def __init__(self, totals: dict[tuple[str, str], int]) -> None:
         from rich.console import Console
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-        from rich.progress import TimeElapsedColumn
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+        )
 
         self._console = Console()
         self._progress = Progress(
@@ -119,12 +124,16 @@ class RichReporter:
                 self._progress.update(tid, status=e.removeprefix("task-").replace("_", " "))
             elif e == "started":
                 self._progress.update(tid, status="running")
-        if e in ("failed", "timeout", "lost", "retrying", "cancelling") or e.endswith("upstream_failed"):
+        if e in ("failed", "timeout", "lost", "retrying", "cancelling") or e.endswith(
+            "upstream_failed"
+        ):
             where = f"{event.job}/{event.task}" + (
-                f"[{event.instance}]" if event.instance is not None else "")
+                f"[{event.instance}]" if event.instance is not None else ""
+            )
             style = "yellow" if e == "retrying" else "red"
-            self._console.print(f"[{style}]{where} {e.replace('_', ' ')}[/]: {event.message or ''}",
-                                highlight=False)
+            self._console.print(
+                f"[{style}]{where} {e.replace('_', ' ')}[/]: {event.message or ''}", highlight=False
+            )
 
     def close(self) -> None:
         """Stop the live display."""

@@ -23,7 +23,12 @@ from runner.manifest.loader import Bundle, Job, did_you_mean
 from runner.state import CurrentInstance, State
 
 __all__ = [
-    "InstancePlan", "JobPlan", "TaskPlan", "instance_env", "make_plan", "refresh_inputs",
+    "InstancePlan",
+    "JobPlan",
+    "TaskPlan",
+    "instance_env",
+    "make_plan",
+    "refresh_inputs",
 ]
 
 Action = Literal["run", "skip"]
@@ -149,9 +154,7 @@ def _changed(old: dict[str, str], new: dict[str, str]) -> list[str]:
     return keys
 
 
-def _decide(
-    prev: CurrentInstance | None, fp: str, parts: dict[str, str]
-) -> tuple[Action, str]:
+def _decide(prev: CurrentInstance | None, fp: str, parts: dict[str, str]) -> tuple[Action, str]:
     if prev is None:
         return "run", "new: never ran"
     if prev.state != "succeeded":

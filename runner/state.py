@@ -151,14 +151,23 @@ class State:
 
     # -- runs -------------------------------------------------------------------------------
 
-    def start_run(self, *, job: str, digest: str, files: Sequence[str], git_commit: str | None) -> int:
+    def start_run(
+        self, *, job: str, digest: str, files: Sequence[str], git_commit: str | None
+    ) -> int:
         """A new run of `job`, owned by this process."""
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT INTO runs (job, state, started_at, manifest_digest, manifest_files,"
                 " git_commit, pid, host) VALUES (?, 'running', ?, ?, ?, ?, ?, ?)",
-                (job, time.time(), digest, json.dumps(list(files)), git_commit, os.getpid(),
-                 socket.gethostname()),
+                (
+                    job,
+                    time.time(),
+                    digest,
+                    json.dumps(list(files)),
+                    git_commit,
+                    os.getpid(),
+                    socket.gethostname(),
+                ),
             )
             assert cur.lastrowid is not None
             return cur.lastrowid
@@ -178,8 +187,17 @@ class State:
             " FROM runs ORDER BY id DESC LIMIT ?",
             (limit,),
         ).fetchall()
-        keys = ("id", "job", "state", "reason", "started_at", "ended_at", "git_commit", "pid",
-                "host")
+        keys = (
+            "id",
+            "job",
+            "state",
+            "reason",
+            "started_at",
+            "ended_at",
+            "git_commit",
+            "pid",
+            "host",
+        )
         return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def run(self, run_id: int | None) -> dict[str, Any] | None:
@@ -198,18 +216,34 @@ class State:
         for i in ids:
             r = self.db.execute(
                 "SELECT id, job, state, reason, started_at, ended_at, git_commit, pid, host,"
-                " manifest_digest, cancel_requested FROM runs WHERE id = ?", (i,)
+                " manifest_digest, cancel_requested FROM runs WHERE id = ?",
+                (i,),
             ).fetchone()
             if r:
-                keys = ("id", "job", "state", "reason", "started_at", "ended_at", "git_commit",
-                        "pid", "host", "manifest_digest", "cancel_requested")
+                keys = (
+                    "id",
+                    "job",
+                    "state",
+                    "reason",
+                    "started_at",
+                    "ended_at",
+                    "git_commit",
+                    "pid",
+                    "host",
+                    "manifest_digest",
+                    "cancel_requested",
+                )
                 out.append(dict(zip(keys, r, strict=True)))
         return out
 
     def unfinished_runs(self, job: str) -> list[dict[str, Any]]:
         """Runs of `job` still marked running (their runner may have died)."""
-        ids = [r[0] for r in self.db.execute(
-            "SELECT id FROM runs WHERE job = ? AND state = 'running'", (job,))]
+        ids = [
+            r[0]
+            for r in self.db.execute(
+                "SELECT id FROM runs WHERE job = ? AND state = 'running'", (job,)
+            )
+        ]
         return self.runs_by_ids(ids)
 
     def request_cancel(self, run_id: int) -> None:
@@ -250,14 +284,24 @@ class State:
     # -- the engine's per-instance writes (one transaction each, O(1)) ----------------------
 
     def attempt_started(
-        self, run_id: int, task: str, idx: int, attempt: int, *, executor: str, handle: str,
-        stdout: str, stderr: str, started_at: float,
+        self,
+        run_id: int,
+        task: str,
+        idx: int,
+        attempt: int,
+        *,
+        executor: str,
+        handle: str,
+        stdout: str,
+        stderr: str,
+        started_at: float,
     ) -> None:
         """An attempt was submitted; its handle is stored before anything else happens."""
         with self.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO attempts (run_id, task, idx, attempt, state, executor,"
-                " handle, started_at, stdout, stderr) VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
+                " handle, started_at, stdout, stderr)"
+                " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
                 (run_id, task, idx, attempt, executor, handle, started_at, stdout, stderr),
             )
             db.execute(
@@ -267,9 +311,19 @@ class State:
             )
 
     def attempt_finished(
-        self, run_id: int, task: str, idx: int, attempt: int, *, state: str,
-        exit_code: int | None, reason: str | None, ended_at: float,
-        instance_state: str | None, job: str | None = None, fingerprint: str | None = None,
+        self,
+        run_id: int,
+        task: str,
+        idx: int,
+        attempt: int,
+        *,
+        state: str,
+        exit_code: int | None,
+        reason: str | None,
+        ended_at: float,
+        instance_state: str | None,
+        job: str | None = None,
+        fingerprint: str | None = None,
         parts: dict[str, str] | None = None,
     ) -> None:
         """An attempt ended; when `instance_state` is given the instance is final too."""
@@ -280,8 +334,19 @@ class State:
                 (state, exit_code, reason, ended_at, run_id, task, idx, attempt),
             )
             if instance_state is not None:
-                self._instance_final(db, run_id, task, idx, instance_state, reason, exit_code,
-                                     ended_at, job, fingerprint, parts)
+                self._instance_final(
+                    db,
+                    run_id,
+                    task,
+                    idx,
+                    instance_state,
+                    reason,
+                    exit_code,
+                    ended_at,
+                    job,
+                    fingerprint,
+                    parts,
+                )
             else:
                 db.execute(
                     "UPDATE instances SET state = 'retrying', reason = ?, exit_code = ?"
@@ -290,13 +355,21 @@ class State:
                 )
 
     def instance_final(
-        self, run_id: int, task: str, idx: int, state: str, reason: str | None, *,
-        job: str, fingerprint: str | None,
+        self,
+        run_id: int,
+        task: str,
+        idx: int,
+        state: str,
+        reason: str | None,
+        *,
+        job: str,
+        fingerprint: str | None,
     ) -> None:
         """An instance ended without (another) attempt: cancelled, upstream failed."""
         with self.transaction() as db:
-            self._instance_final(db, run_id, task, idx, state, reason, None, time.time(), job,
-                                 fingerprint, None)
+            self._instance_final(
+                db, run_id, task, idx, state, reason, None, time.time(), job, fingerprint, None
+            )
 
     def instances_final(
         self, rows: Sequence[tuple[int, str, int, str, str | None, str, str | None]]
@@ -305,14 +378,21 @@ class State:
         now = time.time()
         with self.transaction() as db:
             for run_id, task, idx, state, reason, job, fp in rows:
-                self._instance_final(db, run_id, task, idx, state, reason, None, now, job, fp,
-                                     None)
+                self._instance_final(db, run_id, task, idx, state, reason, None, now, job, fp, None)
 
     @staticmethod
     def _instance_final(
-        db: sqlite3.Connection, run_id: int, task: str, idx: int, state: str,
-        reason: str | None, exit_code: int | None, ended_at: float, job: str | None,
-        fingerprint: str | None, parts: dict[str, str] | None,
+        db: sqlite3.Connection,
+        run_id: int,
+        task: str,
+        idx: int,
+        state: str,
+        reason: str | None,
+        exit_code: int | None,
+        ended_at: float,
+        job: str | None,
+        fingerprint: str | None,
+        parts: dict[str, str] | None,
     ) -> None:
         db.execute(
             "UPDATE instances SET state = ?, reason = ?, exit_code = COALESCE(?, exit_code),"
@@ -323,8 +403,15 @@ class State:
             db.execute(
                 "INSERT OR REPLACE INTO current (job, task, idx, run_id, state, fingerprint,"
                 " parts) VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (job, task, idx, run_id, state, fingerprint,
-                 json.dumps(parts) if parts is not None else None),
+                (
+                    job,
+                    task,
+                    idx,
+                    run_id,
+                    state,
+                    fingerprint,
+                    json.dumps(parts) if parts is not None else None,
+                ),
             )
 
     def task_state(self, run_id: int, task: str, state: str, reason: str | None = None) -> None:
@@ -341,37 +428,74 @@ class State:
     def tasks(self, run_id: int) -> list[dict[str, Any]]:
         """Tasks of a run in the order they were planned."""
         keys = ("task", "state", "reason", "instances")
-        return [dict(zip(keys, r, strict=True)) for r in self.db.execute(
-            "SELECT task, state, reason, instances FROM tasks WHERE run_id = ? ORDER BY rowid",
-            (run_id,))]
+        return [
+            dict(zip(keys, r, strict=True))
+            for r in self.db.execute(
+                "SELECT task, state, reason, instances FROM tasks WHERE run_id = ? ORDER BY rowid",
+                (run_id,),
+            )
+        ]
 
     def instances(self, run_id: int, task: str | None = None) -> list[dict[str, Any]]:
         """Instances of a run (of one task)."""
-        keys = ("task", "idx", "state", "reason", "exit_code", "attempts", "started_at",
-                "ended_at", "description")
-        sql = ("SELECT task, idx, state, reason, exit_code, attempts, started_at, ended_at,"
-               " description FROM instances WHERE run_id = ?")
+        keys = (
+            "task",
+            "idx",
+            "state",
+            "reason",
+            "exit_code",
+            "attempts",
+            "started_at",
+            "ended_at",
+            "description",
+        )
+        sql = (
+            "SELECT task, idx, state, reason, exit_code, attempts, started_at, ended_at,"
+            " description FROM instances WHERE run_id = ?"
+        )
         args: tuple[Any, ...] = (run_id,)
         if task is not None:
             sql += " AND task = ?"
             args += (task,)
-        return [dict(zip(keys, r, strict=True)) for r in self.db.execute(sql + " ORDER BY rowid", args)]
+        return [
+            dict(zip(keys, r, strict=True)) for r in self.db.execute(sql + " ORDER BY rowid", args)
+        ]
 
     def attempts(self, run_id: int, task: str, idx: int) -> list[dict[str, Any]]:
         """Attempts of one instance, first first."""
-        keys = ("attempt", "state", "exit_code", "executor", "handle", "started_at", "ended_at",
-                "stdout", "stderr", "reason")
-        return [dict(zip(keys, r, strict=True)) for r in self.db.execute(
-            "SELECT attempt, state, exit_code, executor, handle, started_at, ended_at, stdout,"
-            " stderr, reason FROM attempts WHERE run_id = ? AND task = ? AND idx = ?"
-            " ORDER BY attempt", (run_id, task, idx))]
+        keys = (
+            "attempt",
+            "state",
+            "exit_code",
+            "executor",
+            "handle",
+            "started_at",
+            "ended_at",
+            "stdout",
+            "stderr",
+            "reason",
+        )
+        return [
+            dict(zip(keys, r, strict=True))
+            for r in self.db.execute(
+                "SELECT attempt, state, exit_code, executor, handle, started_at, ended_at, stdout,"
+                " stderr, reason FROM attempts WHERE run_id = ? AND task = ? AND idx = ?"
+                " ORDER BY attempt",
+                (run_id, task, idx),
+            )
+        ]
 
     def running_attempts(self, run_id: int) -> list[dict[str, Any]]:
         """Attempts of a run still marked running."""
         keys = ("task", "idx", "attempt", "executor", "handle")
-        return [dict(zip(keys, r, strict=True)) for r in self.db.execute(
-            "SELECT task, idx, attempt, executor, handle FROM attempts"
-            " WHERE run_id = ? AND state = 'running'", (run_id,))]
+        return [
+            dict(zip(keys, r, strict=True))
+            for r in self.db.execute(
+                "SELECT task, idx, attempt, executor, handle FROM attempts"
+                " WHERE run_id = ? AND state = 'running'",
+                (run_id,),
+            )
+        ]
 
     def close_interrupted(self, run_id: int, job: str, reason: str) -> None:
         """A run whose runner died: its running attempts are lost, unfinished instances too."""
@@ -379,16 +503,24 @@ class State:
         with self.transaction() as db:
             db.execute(
                 "UPDATE attempts SET state = 'lost', reason = ?, ended_at = ?"
-                " WHERE run_id = ? AND state = 'running'", (reason, now, run_id))
+                " WHERE run_id = ? AND state = 'running'",
+                (reason, now, run_id),
+            )
             rows = db.execute(
                 "SELECT task, idx FROM instances WHERE run_id = ?"
-                " AND state IN ('pending', 'running', 'retrying')", (run_id,)).fetchall()
+                " AND state IN ('pending', 'running', 'retrying')",
+                (run_id,),
+            ).fetchall()
             for task, idx in rows:
-                self._instance_final(db, run_id, task, idx, "interrupted", reason, None, now,
-                                     job, None, None)
+                self._instance_final(
+                    db, run_id, task, idx, "interrupted", reason, None, now, job, None, None
+                )
             db.execute(
                 "UPDATE tasks SET state = 'interrupted' WHERE run_id = ?"
-                " AND state IN ('pending', 'running')", (run_id,))
+                " AND state IN ('pending', 'running')",
+                (run_id,),
+            )
             db.execute(
                 "UPDATE runs SET state = 'interrupted', reason = ?, ended_at = ? WHERE id = ?",
-                (reason, now, run_id))
+                (reason, now, run_id),
+            )

@@ -138,9 +138,7 @@ def collect_files(paths: Sequence[str]) -> tuple[list[Path], list[Diagnostic]]:
                 and not any(part.startswith(".") for part in f.relative_to(p).parts)
             )
             if not found:
-                problems.append(
-                    Diagnostic(f"no *.yaml or *.yml files in directory {raw!r}", raw)
-                )
+                problems.append(Diagnostic(f"no *.yaml or *.yml files in directory {raw!r}", raw))
             files.extend(found)
         elif p.is_file():
             files.append(p)
@@ -158,7 +156,9 @@ def collect_files(paths: Sequence[str]) -> tuple[list[Path], list[Diagnostic]]:
     return unique, problems
 
 
-def parse_overrides(items: Sequence[str]) -> tuple[list[tuple[str | None, str, str, str]], list[Diagnostic]]:
+def parse_overrides(
+    items: Sequence[str],
+) -> tuple[list[tuple[str | None, str, str, str]], list[Diagnostic]]:
     """`--set [job/]task.param=value` items as (job, task, param, value)."""
     out: list[tuple[str | None, str, str, str]] = []
     problems = []
@@ -185,8 +185,16 @@ class _Checker:
     def __init__(self) -> None:
         self.problems: list[Diagnostic] = []
 
-    def at(self, doc: Document, path: Sequence[Any], message: str, hint: str | None = None,
-           *, key: bool = False, offset: int | None = None) -> None:
+    def at(
+        self,
+        doc: Document,
+        path: Sequence[Any],
+        message: str,
+        hint: str | None = None,
+        *,
+        key: bool = False,
+        offset: int | None = None,
+    ) -> None:
         loc = doc.locate(path, key=key)
         col = loc.column
         if offset is not None:
@@ -198,13 +206,19 @@ class _Checker:
     def model(self, doc: Document) -> BaseModel | None:
         data = doc.data
         if not isinstance(data, dict):
-            self.at(doc, [], "a manifest document must be a mapping with apiVersion, kind, "
-                    "metadata and spec", "start the document with 'apiVersion: runner/v1'")
+            self.at(
+                doc,
+                [],
+                "a manifest document must be a mapping with apiVersion, kind, metadata and spec",
+                "start the document with 'apiVersion: runner/v1'",
+            )
             return None
         kind = data.get("kind")
         if kind not in DOCUMENT_KINDS:
             if "kind" not in data:
-                self.at(doc, [], "missing 'kind'", "add 'kind: App', 'kind: Cluster' or 'kind: Job'")
+                self.at(
+                    doc, [], "missing 'kind'", "add 'kind: App', 'kind: Cluster' or 'kind: Job'"
+                )
             else:
                 hint = did_you_mean(str(kind), DOCUMENT_KINDS)
                 self.at(doc, ["kind"], f"unknown kind {kind!r}", hint)
@@ -214,8 +228,12 @@ class _Checker:
             if "apiVersion" not in data:
                 self.at(doc, [], "missing 'apiVersion'", f"add 'apiVersion: {API_VERSION}'")
             else:
-                self.at(doc, ["apiVersion"], f"unsupported apiVersion {v!r}",
-                        f"this runner reads 'apiVersion: {API_VERSION}'")
+                self.at(
+                    doc,
+                    ["apiVersion"],
+                    f"unsupported apiVersion {v!r}",
+                    f"this runner reads 'apiVersion: {API_VERSION}'",
+                )
             return None
         cls = DOCUMENT_KINDS[kind]
         try:
@@ -227,9 +245,8 @@ class _Checker:
     def pydantic(self, doc: Document, cls: type[BaseModel], exc: ValidationError) -> None:
         grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
         for err in exc.errors(include_url=False):
-            loc, real = _real_path(doc.data, err["loc"])
-            if err["type"] in ("missing", "extra_forbidden"):
-                loc = real
+            found, real = _real_path(doc.data, err["loc"])
+            loc = tuple(real if err["type"] in ("missing", "extra_forbidden") else found)
             grouped.setdefault(tuple(loc), []).append(dict(err, real=real))
         for loc, errs in grouped.items():
             first = errs[0]
@@ -237,21 +254,34 @@ class _Checker:
             if etype == "extra_forbidden":
                 key = first["real"][-1]
                 allowed = _allowed_keys(cls, first["real"][:-1])
-                self.at(doc, first["real"], f"unknown key {key!r}",
-                        did_you_mean(str(key), allowed), key=True)
+                self.at(
+                    doc,
+                    first["real"],
+                    f"unknown key {key!r}",
+                    did_you_mean(str(key), allowed),
+                    key=True,
+                )
             elif etype == "missing":
                 missing = first["real"][-1]
-                self.at(doc, first["real"][:-1], f"missing required key {missing!r}",
-                        f"add '{missing}: ...' here")
+                self.at(
+                    doc,
+                    first["real"][:-1],
+                    f"missing required key {missing!r}",
+                    f"add '{missing}: ...' here",
+                )
             else:
                 self.at(doc, list(loc), _message(errs, loc))
 
     # -- cross-document checks ----------------------------------------------------------------
 
     def name_taken(self, doc: Document, kind: str, name: str, first: Document) -> None:
-        self.at(doc, ["metadata", "name"], f"{kind} {name!r} is defined twice",
-                f"the first definition is at {first.file}:{first.locate(['metadata', 'name']).line}; "
-                "rename one of them")
+        self.at(
+            doc,
+            ["metadata", "name"],
+            f"{kind} {name!r} is defined twice",
+            f"the first definition is at {first.file}:{first.locate(['metadata', 'name']).line}; "
+            "rename one of them",
+        )
 
 
 def _offset_in_node(doc: Document, path: Sequence[Any], offset: int) -> int:
@@ -276,10 +306,9 @@ def _real_path(data: Any, loc: Sequence[Any]) -> tuple[list[Any], list[Any]]:
     path: list[Any] = []
     cur = data
     for part in loc:
-        if isinstance(cur, dict) and part in cur:
-            path.append(part)
-            cur = cur[part]
-        elif isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur):
+        if (isinstance(cur, dict) and part in cur) or (
+            isinstance(cur, list) and isinstance(part, int) and 0 <= part < len(cur)
+        ):
             path.append(part)
             cur = cur[part]
         elif isinstance(cur, dict) and isinstance(part, str) and not _is_branch_tag(part):
@@ -368,8 +397,10 @@ def _message(errs: list[dict[str, Any]], loc: tuple[Any, ...]) -> str:
         return f"{where}: expected {' or '.join(dict.fromkeys(expects))}, got {got}"
     e = errs[0]
     if e["type"] == "string_pattern_mismatch":
-        return (f"{where}: {e.get('input')!r} is not a valid name; use letters, digits, '.', '_' "
-                "or '-', starting with a letter or digit")
+        return (
+            f"{where}: {e.get('input')!r} is not a valid name; use letters, digits, '.', '_' "
+            "or '-', starting with a letter or digit"
+        )
     msg = str(e["msg"])
     for prefix in ("Value error, ", "Assertion failed, "):
         msg = msg.removeprefix(prefix)
@@ -418,8 +449,11 @@ def load(paths: Sequence[str], overrides: Sequence[str] = ()) -> Bundle:
         check.problems.append(Diagnostic("no manifest documents found", ", ".join(paths)))
     elif not jobs and not check.problems:
         check.problems.append(
-            Diagnostic("no Job in these manifests; nothing to run",
-                       ", ".join(paths), hint="add a document with 'kind: Job'")
+            Diagnostic(
+                "no Job in these manifests; nothing to run",
+                ", ".join(paths),
+                hint="add a document with 'kind: Job'",
+            )
         )
 
     kinds = set(plugins.available("kind"))
@@ -427,26 +461,45 @@ def load(paths: Sequence[str], overrides: Sequence[str] = ()) -> Bundle:
     resolved_clusters: dict[str, Cluster] = {}
     for name, (c, doc) in clusters.items():
         if c.spec.executor not in executors:
-            check.at(doc, ["spec", "executor"], f"unknown executor {c.spec.executor!r}",
-                     did_you_mean(c.spec.executor, executors) or "see `runner plugins`")
-        resolved_clusters[name] = Cluster(name, c.spec.executor, c.spec.slots, c.spec.queue,
-                                          dict(c.spec.settings))
-    for name, (a, doc) in apps.items():
+            check.at(
+                doc,
+                ["spec", "executor"],
+                f"unknown executor {c.spec.executor!r}",
+                did_you_mean(c.spec.executor, executors) or "see `runner plugins`",
+            )
+        resolved_clusters[name] = Cluster(
+            name, c.spec.executor, c.spec.slots, c.spec.queue, dict(c.spec.settings)
+        )
+    for a, doc in apps.values():
         _check_app(check, a, doc, kinds)
 
     set_targets: dict[tuple[str, str], dict[str, str]] = {}
     for job_name, task_name, param, value in sets:
-        matches = [j for j, (jd, _) in jobs.items()
-                   if (job_name is None or j == job_name) and task_name in jd.spec.tasks]
+        matches = [
+            j
+            for j, (jd, _) in jobs.items()
+            if (job_name is None or j == job_name) and task_name in jd.spec.tasks
+        ]
         if not matches:
-            check.problems.append(Diagnostic(
-                f"--set {task_name}.{param}: no task {task_name!r} in "
-                + (f"job {job_name!r}" if job_name else "any job"), "--set",
-                hint=did_you_mean(task_name, [t for jd, _ in jobs.values() for t in jd.spec.tasks])))
+            check.problems.append(
+                Diagnostic(
+                    f"--set {task_name}.{param}: no task {task_name!r} in "
+                    + (f"job {job_name!r}" if job_name else "any job"),
+                    "--set",
+                    hint=did_you_mean(
+                        task_name, [t for jd, _ in jobs.values() for t in jd.spec.tasks]
+                    ),
+                )
+            )
         elif len(matches) > 1:
-            check.problems.append(Diagnostic(
-                f"--set {task_name}.{param}: task {task_name!r} is in several jobs "
-                f"({', '.join(matches)})", "--set", hint="write JOB/TASK.PARAM=VALUE"))
+            check.problems.append(
+                Diagnostic(
+                    f"--set {task_name}.{param}: task {task_name!r} is in several jobs "
+                    f"({', '.join(matches)})",
+                    "--set",
+                    hint="write JOB/TASK.PARAM=VALUE",
+                )
+            )
         else:
             set_targets.setdefault((matches[0], task_name), {})[param] = value
 
@@ -456,27 +509,48 @@ def load(paths: Sequence[str], overrides: Sequence[str] = ()) -> Bundle:
         base_dir = Path(doc.file).resolve().parent
         tasks: dict[str, Task] = {}
         for task_name, t in j.spec.tasks.items():
-            task = _resolve_task(check, doc, j, task_name, t, apps, resolved_clusters,
-                                 default_cluster, kinds, set_targets.get((job_name, task_name), {}),
-                                 base_dir)
+            task = _resolve_task(
+                check,
+                doc,
+                j,
+                task_name,
+                t,
+                apps,
+                resolved_clusters,
+                default_cluster,
+                kinds,
+                set_targets.get((job_name, task_name), {}),
+                base_dir,
+            )
             if task is not None:
                 tasks[task_name] = task
         deps = {name: t.depends_on for name, t in j.spec.tasks.items()}
         for task_name, t in j.spec.tasks.items():
             for i, dep in enumerate(t.depends_on):
                 if dep not in j.spec.tasks:
-                    check.at(doc, ["spec", "tasks", task_name, "dependsOn", i],
-                             f"task {task_name!r} depends on unknown task {dep!r}",
-                             did_you_mean(dep, j.spec.tasks))
+                    check.at(
+                        doc,
+                        ["spec", "tasks", task_name, "dependsOn", i],
+                        f"task {task_name!r} depends on unknown task {dep!r}",
+                        did_you_mean(dep, j.spec.tasks),
+                    )
                 elif dep == task_name:
-                    check.at(doc, ["spec", "tasks", task_name, "dependsOn", i],
-                             f"task {task_name!r} depends on itself", "remove it from dependsOn")
+                    check.at(
+                        doc,
+                        ["spec", "tasks", task_name, "dependsOn", i],
+                        f"task {task_name!r} depends on itself",
+                        "remove it from dependsOn",
+                    )
         for cyc in find_cycles(deps):
             if len(cyc) < 2:
                 continue
             path = " -> ".join([*cyc, cyc[0]])
-            check.at(doc, ["spec", "tasks", cyc[0], "dependsOn"],
-                     f"dependency cycle: {path}", "remove one of these dependsOn entries")
+            check.at(
+                doc,
+                ["spec", "tasks", cyc[0], "dependsOn"],
+                f"dependency cycle: {path}",
+                "remove one of these dependsOn entries",
+            )
         if not check.problems:
             order = topological_order(deps)
             resolved_jobs[job_name] = Job(job_name, doc.file, tasks, order, base_dir)
@@ -497,20 +571,33 @@ def load(paths: Sequence[str], overrides: Sequence[str] = ()) -> Bundle:
 
 def _check_app(check: _Checker, a: AppDoc, doc: Document, kinds: set[str]) -> None:
     if a.spec.kind not in kinds:
-        check.at(doc, ["spec", "kind"], f"unknown task kind {a.spec.kind!r}",
-                 did_you_mean(a.spec.kind, kinds) or "see `runner plugins`")
-    declared = set(a.spec.params) | set(a.spec.inputs) | set(a.spec.outputs) | set(
-        BUILTIN_PLACEHOLDERS)
-    _check_placeholders(check, doc, ["spec", "command"], a.spec.command, declared,
-                        f"app {a.metadata.name!r}")
+        check.at(
+            doc,
+            ["spec", "kind"],
+            f"unknown task kind {a.spec.kind!r}",
+            did_you_mean(a.spec.kind, kinds) or "see `runner plugins`",
+        )
+    declared = (
+        set(a.spec.params) | set(a.spec.inputs) | set(a.spec.outputs) | set(BUILTIN_PLACEHOLDERS)
+    )
+    _check_placeholders(
+        check, doc, ["spec", "command"], a.spec.command, declared, f"app {a.metadata.name!r}"
+    )
     for k, v in a.spec.env.items():
         _check_placeholders(check, doc, ["spec", "env", k], v, declared, f"app {a.metadata.name!r}")
 
 
-def _check_placeholders(check: _Checker, doc: Document, path: list[Any],
-                        command: str | list[str], declared: set[str], owner: str) -> None:
+def _check_placeholders(
+    check: _Checker,
+    doc: Document,
+    path: list[Any],
+    command: str | list[str],
+    declared: set[str],
+    owner: str,
+) -> None:
     items: list[tuple[list[Any], str]] = (
-        [(path, command)] if isinstance(command, str)
+        [(path, command)]
+        if isinstance(command, str)
         else [([*path, i], c) for i, c in enumerate(command)]
     )
     for p, text in items:
@@ -521,38 +608,63 @@ def _check_placeholders(check: _Checker, doc: Document, path: list[Any],
             continue
         for name, offset in found:
             if name not in declared:
-                check.at(doc, p, f"placeholder '$<{name}>' is not declared by {owner}",
-                         did_you_mean(name, declared - set(BUILTIN_PLACEHOLDERS))
-                         or f"declare a parameter '{name}', or write '$$<{name}>' for literal text",
-                         offset=offset)
+                check.at(
+                    doc,
+                    p,
+                    f"placeholder '$<{name}>' is not declared by {owner}",
+                    did_you_mean(name, declared - set(BUILTIN_PLACEHOLDERS))
+                    or f"declare a parameter '{name}', or write '$$<{name}>' for literal text",
+                    offset=offset,
+                )
 
 
-def _resolve_task(check: _Checker, doc: Document, j: JobDoc, name: str, t: TaskSpec,
-                  apps: dict[str, tuple[AppDoc, Document]], clusters: dict[str, Cluster],
-                  default_cluster: Cluster, kinds: set[str], sets: dict[str, str],
-                  base_dir: Path) -> Task | None:
+def _resolve_task(
+    check: _Checker,
+    doc: Document,
+    j: JobDoc,
+    name: str,
+    t: TaskSpec,
+    apps: dict[str, tuple[AppDoc, Document]],
+    clusters: dict[str, Cluster],
+    default_cluster: Cluster,
+    kinds: set[str],
+    sets: dict[str, str],
+    base_dir: Path,
+) -> Task | None:
     here = ["spec", "tasks", name]
     before = len(check.problems)
     app: AppDoc | None = None
     if t.app is not None:
         if t.app not in apps:
-            check.at(doc, [*here, "app"], f"unknown app {t.app!r}",
-                     did_you_mean(t.app, apps) or "define it with a 'kind: App' document")
+            check.at(
+                doc,
+                [*here, "app"],
+                f"unknown app {t.app!r}",
+                did_you_mean(t.app, apps) or "define it with a 'kind: App' document",
+            )
             return None
         app = apps[t.app][0]
 
     kind = t.kind or (app.spec.kind if app else "shell")
     if t.kind is not None and t.kind not in kinds:
-        check.at(doc, [*here, "kind"], f"unknown task kind {t.kind!r}",
-                 did_you_mean(t.kind, kinds) or "see `runner plugins`")
+        check.at(
+            doc,
+            [*here, "kind"],
+            f"unknown task kind {t.kind!r}",
+            did_you_mean(t.kind, kinds) or "see `runner plugins`",
+        )
 
     cluster_name = t.cluster or j.spec.cluster
     cluster = default_cluster
     if cluster_name is not None:
         if cluster_name not in clusters:
             where = [*here, "cluster"] if t.cluster else ["spec", "cluster"]
-            check.at(doc, where, f"unknown cluster {cluster_name!r}",
-                     did_you_mean(cluster_name, clusters) or "define it with a 'kind: Cluster' document")
+            check.at(
+                doc,
+                where,
+                f"unknown cluster {cluster_name!r}",
+                did_you_mean(cluster_name, clusters) or "define it with a 'kind: Cluster' document",
+            )
         else:
             cluster = clusters[cluster_name]
 
@@ -562,14 +674,22 @@ def _resolve_task(check: _Checker, doc: Document, j: JobDoc, name: str, t: TaskS
         specs: dict[str, ParamSpec] = app.spec.params
         for pname, value in t.params.items():
             if pname not in specs:
-                check.at(doc, [*here, "params", pname],
-                         f"app {app.metadata.name!r} has no parameter {pname!r}",
-                         did_you_mean(pname, specs) or "remove it", key=True)
+                check.at(
+                    doc,
+                    [*here, "params", pname],
+                    f"app {app.metadata.name!r} has no parameter {pname!r}",
+                    did_you_mean(pname, specs) or "remove it",
+                    key=True,
+                )
                 continue
             if not specs[pname].overridable:
-                check.at(doc, [*here, "params", pname],
-                         f"parameter {pname!r} of app {app.metadata.name!r} is not overridable",
-                         "remove it here, or set 'overridable: true' in the app", key=True)
+                check.at(
+                    doc,
+                    [*here, "params", pname],
+                    f"parameter {pname!r} of app {app.metadata.name!r} is not overridable",
+                    "remove it here, or set 'overridable: true' in the app",
+                    key=True,
+                )
                 continue
             try:
                 params[pname] = coerce(specs[pname], value)
@@ -577,12 +697,20 @@ def _resolve_task(check: _Checker, doc: Document, j: JobDoc, name: str, t: TaskS
                 check.at(doc, [*here, "params", pname], f"parameter {pname!r}: {e}")
         for pname, value in sets.items():
             if pname not in specs:
-                check.problems.append(Diagnostic(
-                    f"--set {name}.{pname}: app {app.metadata.name!r} has no parameter {pname!r}",
-                    "--set", hint=did_you_mean(pname, specs)))
+                check.problems.append(
+                    Diagnostic(
+                        f"--set {name}.{pname}: app {app.metadata.name!r} "
+                        f"has no parameter {pname!r}",
+                        "--set",
+                        hint=did_you_mean(pname, specs),
+                    )
+                )
             elif not specs[pname].overridable:
-                check.problems.append(Diagnostic(
-                    f"--set {name}.{pname}: parameter {pname!r} is not overridable", "--set"))
+                check.problems.append(
+                    Diagnostic(
+                        f"--set {name}.{pname}: parameter {pname!r} is not overridable", "--set"
+                    )
+                )
             else:
                 try:
                     params[pname] = coerce(specs[pname], value)
@@ -595,23 +723,35 @@ def _resolve_task(check: _Checker, doc: Document, j: JobDoc, name: str, t: TaskS
             if spec.default is not None:
                 params[pname] = spec.default
             elif spec.required:
-                check.at(doc, here, f"task {name!r} must set required parameter {pname!r} "
-                         f"of app {app.metadata.name!r}",
-                         f"add 'params: {{{pname}: ...}}' to the task", key=True)
+                check.at(
+                    doc,
+                    here,
+                    f"task {name!r} must set required parameter {pname!r} "
+                    f"of app {app.metadata.name!r}",
+                    f"add 'params: {{{pname}: ...}}' to the task",
+                    key=True,
+                )
         command: str | list[str] = app.spec.command
     else:
         for pname, value in t.params.items():
             if isinstance(value, (dict, list)) or value is None:
-                check.at(doc, [*here, "params", pname],
-                         f"parameter {pname!r}: expected a plain value, got {_type_name(value)}")
+                check.at(
+                    doc,
+                    [*here, "params", pname],
+                    f"parameter {pname!r}: expected a plain value, got {_type_name(value)}",
+                )
                 continue
             params[pname] = value
             types_[pname] = "string"
         for pname, value in sets.items():
             if pname not in params:
-                check.problems.append(Diagnostic(
-                    f"--set {name}.{pname}: task {name!r} has no parameter {pname!r}", "--set",
-                    hint=did_you_mean(pname, params)))
+                check.problems.append(
+                    Diagnostic(
+                        f"--set {name}.{pname}: task {name!r} has no parameter {pname!r}",
+                        "--set",
+                        hint=did_you_mean(pname, params),
+                    )
+                )
             else:
                 params[pname] = value
         assert t.command is not None
@@ -621,14 +761,21 @@ def _resolve_task(check: _Checker, doc: Document, j: JobDoc, name: str, t: TaskS
 
     declared_io_in = set(app.spec.inputs) if app else None
     declared_io_out = set(app.spec.outputs) if app else None
-    for label, given, allowed in (("input", t.inputs, declared_io_in),
-                                  ("output", t.outputs, declared_io_out)):
+    for label, given, allowed in (
+        ("input", t.inputs, declared_io_in),
+        ("output", t.outputs, declared_io_out),
+    ):
         if allowed is None:
             continue
         for k in given:
             if k not in allowed:
-                check.at(doc, [*here, f"{label}s", k], f"app {t.app!r} has no {label} {k!r}",
-                         did_you_mean(k, allowed), key=True)
+                check.at(
+                    doc,
+                    [*here, f"{label}s", k],
+                    f"app {t.app!r} has no {label} {k!r}",
+                    did_you_mean(k, allowed),
+                    key=True,
+                )
     declared_env = set(params) | set(t.inputs) | set(t.outputs) | set(BUILTIN_PLACEHOLDERS)
     if app:
         declared_env |= set(app.spec.inputs) | set(app.spec.outputs)
@@ -642,7 +789,11 @@ def _resolve_task(check: _Checker, doc: Document, j: JobDoc, name: str, t: TaskS
         env.update(app.spec.env)
     env.update(t.env)
     timeout = t.timeout if t.timeout is not None else (app.spec.timeout if app else None)
-    retries = t.retries if t.retries is not None else (app.spec.retries if app and app.spec.retries is not None else 0)
+    retries = (
+        t.retries
+        if t.retries is not None
+        else (app.spec.retries if app and app.spec.retries is not None else 0)
+    )
     retry_on = t.retry_on if t.retry_on is not None else (app.spec.retry_on if app else None)
     instances = t.instances or (app.spec.instances if app and app.spec.instances else 1)
     inputs = {k: _local_or_uri(v, base_dir) for k, v in t.inputs.items()}
@@ -665,7 +816,9 @@ def _resolve_task(check: _Checker, doc: Document, j: JobDoc, name: str, t: TaskS
         timeout=parse_duration(timeout) if timeout is not None else None,
         retries=retries,
         retry_on=retry_on,
-        retry_backoff=parse_duration(t.retry_backoff) if t.retry_backoff is not None else DEFAULT_BACKOFF,
+        retry_backoff=parse_duration(t.retry_backoff)
+        if t.retry_backoff is not None
+        else DEFAULT_BACKOFF,
         instances=instances,
         depends_on=list(t.depends_on),
         cluster=cluster,

@@ -139,9 +139,7 @@ class ClusterSpec(_Model):
         default=None, ge=1, le=100_000, description="instances run at once (default: CPUs)"
     )
     queue: str | None = None
-    settings: dict[str, Any] = Field(
-        default_factory=dict, description="executor-specific settings"
-    )
+    settings: dict[str, Any] = Field(default_factory=dict, description="executor-specific settings")
     description: str | None = None
 
 

@@ -58,7 +58,9 @@ def coerce(spec: ParamSpec, value: Any) -> Any:
     if value is None:
         raise ParamError(f"expected a {t} value, got nothing")
     if isinstance(value, (dict, list)):
-        raise ParamError(f"expected a {t} value, got a {'mapping' if isinstance(value, dict) else 'list'}")
+        raise ParamError(
+            f"expected a {t} value, got a {'mapping' if isinstance(value, dict) else 'list'}"
+        )
     if t == "int":
         if isinstance(value, bool):
             raise ParamError("expected an integer, got a boolean")
@@ -100,7 +102,9 @@ def coerce(spec: ParamSpec, value: Any) -> Any:
     if "\x00" in text:
         raise ParamError("a value cannot contain a NUL character")
     if t == "uri" and not _URI.match(text):
-        raise ParamError(f"{text!r} is not a URI; write it like 'oss://bucket/prefix/' or 'file:///data'")
+        raise ParamError(
+            f"{text!r} is not a URI; write it like 'oss://bucket/prefix/' or 'file:///data'"
+        )
     if t == "path" and not text:
         raise ParamError("expected a path, got an empty string")
     return text
