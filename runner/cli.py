@@ -308,12 +308,22 @@ def logs(
                         f"==> {name} of {task}/{idx} attempt {chosen['attempt']} ({path}) <==",
                         flush=True,
                     )
-                sys.stdout.buffer.write(data)
-                sys.stdout.flush()
+                _write_bytes(data)
             return
         _follow(state, run, task, idx, chosen["attempt"], files)
     finally:
         state.close()
+
+
+def _write_bytes(data: bytes) -> None:
+    """Log bytes to stdout as they are (decoded only where stdout has no byte layer)."""
+    buffer = getattr(sys.stdout, "buffer", None)
+    if buffer is not None:
+        sys.stdout.flush()
+        buffer.write(data)
+        buffer.flush()
+    else:
+        sys.stdout.write(data.decode(errors="replace"))
 
 
 def _follow(
@@ -331,8 +341,7 @@ def _follow(
                     f.seek(offsets[path])
                     chunk = f.read()
                 offsets[path] += len(chunk)
-                sys.stdout.buffer.write(chunk)
-        sys.stdout.flush()
+                _write_bytes(chunk)
         if not running:
             return
         time.sleep(0.2)

@@ -22,15 +22,19 @@ from runner.contracts import Cluster, LaunchSpec, Status
 __all__ = ["LocalExecutor"]
 
 KILL_GRACE = 3.0
+_LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 
 
 def _start_time(pid: int) -> str | None:
     """The kernel's start time of `pid` (field 22 of /proc/PID/stat): tells reused pids apart."""
     try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            stat = f.read()
+        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
     except OSError:
         return None
+    try:
+        stat = os.read(fd, 4096)
+    finally:
+        os.close(fd)
     # the command name (field 2) may contain spaces and parentheses: split after the last ')'
     return stat[stat.rfind(b")") + 2 :].split()[19].decode()
 
@@ -57,17 +61,18 @@ class LocalExecutor:
     async def submit(self, *, spec: LaunchSpec) -> str:
         """Start the process; its pidfd wakes the event loop when it exits."""
         env = {**self._base_env, **spec.env}
+        out = os.open(spec.stdout, _LOG_FLAGS, 0o644)
+        err = os.open(spec.stderr, _LOG_FLAGS, 0o644)
         try:
-            with open(spec.stdout, "wb") as out, open(spec.stderr, "wb") as err:
-                proc = subprocess.Popen(
-                    spec.argv,
-                    cwd=spec.workdir,
-                    env=env,
-                    stdin=subprocess.DEVNULL,
-                    stdout=out,
-                    stderr=err,
-                    start_new_session=True,
-                )
+            proc = subprocess.Popen(
+                spec.argv,
+                cwd=spec.workdir,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                start_new_session=True,
+            )
         except OSError as e:
             handle = f"failed:{os.getpid()}:{next(self._failed_starts)}"
             code = 126 if e.errno in (errno.EACCES, errno.ENOEXEC) else 127
@@ -78,6 +83,9 @@ class LocalExecutor:
             self._logs[handle] = (spec.stdout, spec.stderr)
             self._changed.set()
             return handle
+        finally:
+            os.close(out)
+            os.close(err)
         handle = f"{proc.pid}:{_start_time(proc.pid) or '?'}"
         pidfd = os.pidfd_open(proc.pid)
         self._running[handle] = (proc, pidfd)
