@@ -38,11 +38,13 @@ class Outcome:
 
     states: dict[str, str]  # job -> succeeded | failed | cancelled
     counts: dict[str, int]  # instance state -> number
+    # stopped by --fail-fast after a failure, not by a signal or `runner cancel`
+    failed_fast: bool = False
 
     @property
     def exit_code(self) -> int:
-        """0 all succeeded, 1 some work failed, 130 cancelled."""
-        if any(s == "cancelled" for s in self.states.values()):
+        """0 all succeeded, 1 some work failed, 130 cancelled (from outside, not --fail-fast)."""
+        if not self.failed_fast and any(s == "cancelled" for s in self.states.values()):
             return 130
         return 0 if all(s == "succeeded" for s in self.states.values()) else 1
 
@@ -148,6 +150,8 @@ class Engine:
         self._deadline_heap: list[tuple[float, int, _Inst]] = []
         self._seq = itertools.count()
         self._cancelling: str | None = None
+        self._dropped = False  # waiting work was recorded cancelled (once is enough)
+        self._failed_fast = False  # the cancel came from --fail-fast, not from outside
         self._counts: dict[str, int] = {}
         self._background: set[asyncio.Future[Any]] = set()
         self._build(plans, run_ids)
@@ -189,10 +193,11 @@ class Engine:
     async def run(self) -> Outcome:
         """Run to completion (or cancellation) and return how each job ended."""
         try:
-            for jr in self._jobs:
-                for tr in jr.tasks.values():
-                    if tr.waiting_on == 0:
-                        self._activate(tr)
+            # roots are collected first: activating a skipped root releases its dependents,
+            # which must not be activated a second time by this loop
+            roots = [tr for jr in self._jobs for tr in jr.tasks.values() if tr.waiting_on == 0]
+            for tr in roots:
+                self._activate(tr)
             await self._loop()
         finally:
             for cr in self._clusters.values():
@@ -205,7 +210,7 @@ class Engine:
                 states[jr.name] = "cancelled"
             else:
                 states[jr.name] = "succeeded"
-        return Outcome(states, dict(self._counts))
+        return Outcome(states, dict(self._counts), self._failed_fast)
 
     # -- the loop -----------------------------------------------------------------------------
 
@@ -213,10 +218,11 @@ class Engine:
         clusters = list(self._clusters.values())
         while True:
             if self._cancelling:
-                self._drop_waiting()
+                if not self._dropped:
+                    self._drop_waiting()
             else:
                 for cr in clusters:
-                    while cr.ready and len(cr.running) < cr.slots:
+                    while cr.ready and len(cr.running) < cr.slots and not self._cancelling:
                         await self._launch(cr, cr.ready.popleft())
             busy = [cr for cr in clusters if cr.running]
             if not busy and not self._retry_heap and not any(cr.ready for cr in clusters):
@@ -237,13 +243,20 @@ class Engine:
                     w.cancel()
             elif timeout > 0:
                 await asyncio.sleep(timeout)
+            ended: list[tuple[_Inst, int | None, str | None]] = []
             for cr in busy:
                 statuses = await cr.executor.poll(handles=list(cr.running))
                 for handle, st in statuses.items():
                     if st.state in ("exited", "lost"):
                         inst = cr.running.pop(handle)
-                        code = st.exit_code if st.state == "exited" else None
-                        self._finished(inst, code, st.message)
+                        ended.append(
+                            (inst, st.exit_code if st.state == "exited" else None, st.message)
+                        )
+            # every exit seen in this round leaves `running` before any is handled: a failure
+            # that triggers --fail-fast must not cancel (and record as cancelled) an attempt
+            # whose success was seen in the same poll
+            for inst, code, message in ended:
+                self._finished(inst, code, message)
             self._fire_timers()
 
     def _fire_timers(self) -> None:
@@ -281,9 +294,28 @@ class Engine:
             stderr=stderr,
         )
         inst.started = time.time()
-        handle = await cr.executor.submit(spec=spec)
+        try:
+            handle = await cr.executor.submit(spec=spec)
+        except Exception as e:  # a backend refusing one attempt must not stop the others
+            self._state.attempt_started(
+                jr.run_id,
+                tr.name,
+                inst.index,
+                inst.attempt,
+                executor=cr.executor_name,
+                handle="",
+                stdout=str(stdout),
+                stderr=str(stderr),
+                started_at=inst.started,
+            )
+            self._finished(inst, None, f"could not submit: {e}", submitted=False)
+            return
         inst.handle = handle
         cr.running[handle] = inst
+        if self._cancelling:
+            # the cancel arrived while we awaited the executor: this attempt goes too
+            inst.stopped_by = "cancel"
+            self._spawn(cr.executor.cancel(handles=[handle]))
         self._state.attempt_started(
             jr.run_id,
             tr.name,
@@ -309,7 +341,9 @@ class Engine:
             )
         )
 
-    def _finished(self, inst: _Inst, code: int | None, message: str | None) -> None:
+    def _finished(
+        self, inst: _Inst, code: int | None, message: str | None, *, submitted: bool = True
+    ) -> None:
         tr = inst.task
         task = tr.plan.task
         jr = tr.job_run
@@ -325,6 +359,8 @@ class Engine:
             )
         elif inst.stopped_by == "cancel":
             state, reason = "cancelled", self._cancelling or "cancelled"
+        elif not submitted:
+            state, reason = "failed", message
         elif code is None:
             state, reason = "lost", message or "the executor lost track of it"
         elif code == 0:
@@ -413,7 +449,7 @@ class Engine:
     # -- task bookkeeping ---------------------------------------------------------------------
 
     def _activate(self, tr: _TaskRun) -> None:
-        if tr.blocked:
+        if tr.blocked or tr.started:
             return
         tr.started = True
         if tr.remaining == 0:
@@ -430,10 +466,15 @@ class Engine:
             return
         task = tr.plan.task
         refresh_inputs(tr.plan)
-        task.workdir.mkdir(parents=True, exist_ok=True)
-        for path in task.outputs.values():
-            if path and "://" not in path:
-                Path(path).mkdir(parents=True, exist_ok=True)
+        try:
+            task.workdir.mkdir(parents=True, exist_ok=True)
+            for path in task.outputs.values():
+                if path and "://" not in path:
+                    Path(path).mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            # a task that cannot start fails like one that ran and failed; the runner goes on
+            self._fail_unstarted(tr, f"cannot create {e.filename or 'a folder'}: {e.strerror}")
+            return
         self._state.task_state(tr.job_run.run_id, tr.name, "running")
         self._report.emit(
             Event(
@@ -444,6 +485,20 @@ class Engine:
             )
         )
         tr.cluster.ready.extend(tr.to_run)
+
+    def _fail_unstarted(self, tr: _TaskRun, reason: str) -> None:
+        """Every instance of `tr` fails without an attempt: its task could not be prepared."""
+        jr = tr.job_run
+        rows: list[tuple[int, str, int, str, str | None, str, str | None]] = []
+        for inst in tr.to_run:
+            inst.done = True
+            rows.append((jr.run_id, tr.name, inst.index, "failed", reason, jr.name, None))
+            self._report.emit(Event("failed", jr.name, tr.name, inst.index, message=reason))
+        self._counts["failed"] = self._counts.get("failed", 0) + len(rows)
+        self._state.instances_final(rows)
+        tr.remaining = 0
+        self._task_failed(tr)
+        self._task_done(tr)
 
     def _task_done(self, tr: _TaskRun) -> None:
         state = "failed" if tr.failed else ("cancelled" if self._cancelling else "succeeded")
@@ -484,11 +539,16 @@ class Engine:
             self._report.emit(Event("task-upstream_failed", jr.name, d.name, message=reason))
         if rows:
             self._state.instances_final(rows)
-        if self._fail_fast:
+        if self._fail_fast and self._cancelling is None:
+            self._failed_fast = True
             self.cancel(f"--fail-fast: task {tr.name!r} failed")
 
     def _drop_waiting(self) -> None:
-        """While cancelling: everything not running is cancelled without starting."""
+        """While cancelling: everything not running is cancelled without starting.
+
+        Called once: while cancelling nothing new becomes ready (no retries, no dependents
+        released), so later rounds need not scan the tasks again."""
+        self._dropped = True
         rows: list[tuple[int, str, int, str, str | None, str, str | None]] = []
         reason = f"not started: {self._cancelling}"
         dropped: list[_Inst] = []

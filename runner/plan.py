@@ -195,11 +195,14 @@ def make_plan(
     """Decide run or skip for every instance of every (selected) job."""
     selected = list(jobs) if jobs is not None else list(bundle.jobs)
     all_tasks = {t for j in bundle.jobs.values() for t in j.tasks}
-    unknown = [r for r in rerun if r.rpartition("/")[2] not in all_tasks]
+    qualified = {f"{j.name}/{t}" for j in bundle.jobs.values() for t in j.tasks}
+    # TASK names a task of any job; JOB/TASK must name a task of that very job
+    unknown = [r for r in rerun if r not in (qualified if "/" in r else all_tasks)]
     if unknown:
+        options = qualified if "/" in unknown[0] else all_tasks
         raise UserError(
             f"--rerun {unknown[0]!r}: no such task"
-            + (f"; {h}" if (h := did_you_mean(unknown[0], all_tasks)) else "")
+            + (f"; {h}" if (h := did_you_mean(unknown[0], options)) else "")
         )
     kinds: dict[str, Kind] = {}
     plans = []
