@@ -62,8 +62,9 @@ def bench(n: int, slots: int, rounds: int, runner: str) -> dict[str, float]:
         for _ in range(rounds):
             seq = "\n".join(str(i) for i in range(n)) + "\n"
             t0 = time.perf_counter()
-            subprocess.run(["xargs", "-P", str(slots), "-n", "1", "true"], input=seq.encode(),
-                           check=True)
+            subprocess.run(
+                ["xargs", "-P", str(slots), "-n", "1", "true"], input=seq.encode(), check=True
+            )
             xs.append(time.perf_counter() - t0)
             shutil.rmtree(tmp / ".runner", ignore_errors=True)
             t, rss = timed([runner, "apply", "bench.yaml"], tmp)
@@ -72,25 +73,38 @@ def bench(n: int, slots: int, rounds: int, runner: str) -> dict[str, float]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     x, r = statistics.median(xs), statistics.median(rs)
-    return {"n": n, "xargs_s": x, "runner_s": r, "ratio": r / x, "peak_mb": max(mem),
-            "per_instance_ms": (r - x) / n * 1000}
+    return {
+        "n": n,
+        "xargs_s": x,
+        "runner_s": r,
+        "ratio": r / x,
+        "peak_mb": max(mem),
+        "per_instance_ms": (r - x) / n * 1000,
+    }
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("-n", type=int, action="append", help="instances (repeatable)")
     ap.add_argument("-r", "--rounds", type=int, default=3)
     ap.add_argument("--slots", type=int, default=os.cpu_count() or 2)
     args = ap.parse_args()
     runner = shutil.which("runner", path=str(Path(sys.executable).parent)) or "runner"
     print(f"slots={args.slots} rounds={args.rounds} (interleaved, medians)")
-    print(f"{'N':>7} {'xargs s':>9} {'runner s':>9} {'ratio':>6} {'target':>7} "
-          f"{'peak MB':>8} {'overhead ms/instance':>21}")
+    print(
+        f"{'N':>7} {'xargs s':>9} {'runner s':>9} {'ratio':>6} {'target':>7} "
+        f"{'peak MB':>8} {'overhead ms/instance':>21}"
+    )
     for n in args.n or [2000, 10000]:
         b = bench(n, args.slots, args.rounds, runner)
         ok = "ok" if b["ratio"] <= 1.5 and b["peak_mb"] <= 300 else "MISS"
-        print(f"{n:>7} {b['xargs_s']:>9.2f} {b['runner_s']:>9.2f} {b['ratio']:>6.2f} "
-              f"{'<=1.5':>7} {b['peak_mb']:>8.0f} {b['per_instance_ms']:>21.3f}  {ok}", flush=True)
+        print(
+            f"{n:>7} {b['xargs_s']:>9.2f} {b['runner_s']:>9.2f} {b['ratio']:>6.2f} "
+            f"{'<=1.5':>7} {b['peak_mb']:>8.0f} {b['per_instance_ms']:>21.3f}  {ok}",
+            flush=True,
+        )
 
 
 if __name__ == "__main__":

@@ -22,13 +22,20 @@ from pathlib import Path
 
 def manifest(n: int) -> str:
     lines = [
-        "apiVersion: runner/v1", "kind: App", "metadata: {name: step}", "spec:",
+        "apiVersion: runner/v1",
+        "kind: App",
+        "metadata: {name: step}",
+        "spec:",
         "  command: echo $<label> $<size>",
         "  params:",
         "    label: {type: string, required: true}",
         "    size: {type: int, default: 1}",
         "---",
-        "apiVersion: runner/v1", "kind: Job", "metadata: {name: big}", "spec:", "  tasks:",
+        "apiVersion: runner/v1",
+        "kind: Job",
+        "metadata: {name: big}",
+        "spec:",
+        "  tasks:",
     ]
     for i in range(n):
         lines.append(f"    t{i}:")
@@ -46,8 +53,9 @@ def timed(argv: list[str], cwd: Path) -> float:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__,
-                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     ap.add_argument("-n", type=int, default=10_000)
     ap.add_argument("-r", "--rounds", type=int, default=3)
     args = ap.parse_args()
@@ -55,8 +63,11 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="runner-bench-plan-"))
     try:
         (tmp / "big.yaml").write_text(manifest(args.n))
-        parse = [sys.executable, "-c",
-                 "import yaml; list(yaml.load_all(open('big.yaml'), Loader=yaml.CSafeLoader))"]
+        parse = [
+            sys.executable,
+            "-c",
+            "import yaml; list(yaml.load_all(open('big.yaml'), Loader=yaml.CSafeLoader))",
+        ]
         base, plan = [], []
         for _ in range(args.rounds):
             base.append(timed(parse, tmp))
@@ -64,8 +75,10 @@ def main() -> None:
         b, p = statistics.median(base), statistics.median(plan)
         ok = "ok" if p <= 2.0 else "MISS"
         print(f"tasks={args.n} rounds={args.rounds} (interleaved, medians)")
-        print(f"libyaml load only: {b:.2f} s   runner plan: {p:.2f} s   ratio {p / b:.2f}   "
-              f"target <= 2 s: {ok}")
+        print(
+            f"libyaml load only: {b:.2f} s   runner plan: {p:.2f} s   ratio {p / b:.2f}   "
+            f"target <= 2 s: {ok}"
+        )
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -30,6 +30,7 @@ __all__ = ["Engine", "Outcome"]
 
 MAX_BACKOFF = 300.0
 IDLE_WAKE = 0.5  # longest sleep when waiting on timers only
+CANCEL_FLAG_CHECK = 1.0  # how often the state store is asked whether `runner cancel` was used
 
 
 @dataclass
@@ -180,15 +181,20 @@ class Engine:
     # -- public -------------------------------------------------------------------------------
 
     def cancel(self, why: str = "cancelled") -> None:
-        """Stop starting work and stop what runs; safe to call from a signal handler."""
+        """Stop starting work and stop what runs; safe to call from a signal handler.
+
+        Called again while cancelling (a second Ctrl-C), it asks the executors once more,
+        which they take as: stop now, without the grace period."""
         if self._cancelling is None:
             self._cancelling = why
             self._report.emit(Event("cancelling", message=why))
-            for cr in self._clusters.values():
-                if cr.running:
-                    for inst in cr.running.values():
-                        inst.stopped_by = inst.stopped_by or "cancel"
-                    self._spawn(cr.executor.cancel(handles=list(cr.running)))
+        else:
+            self._report.emit(Event("cancelling", message=f"{why} again: stopping now"))
+        for cr in self._clusters.values():
+            if cr.running:
+                for inst in cr.running.values():
+                    inst.stopped_by = inst.stopped_by or "cancel"
+                self._spawn(cr.executor.cancel(handles=list(cr.running)))
 
     async def run(self) -> Outcome:
         """Run to completion (or cancellation) and return how each job ended."""
@@ -215,8 +221,19 @@ class Engine:
     # -- the loop -----------------------------------------------------------------------------
 
     async def _loop(self) -> None:
+        try:
+            await self._rounds()
+        finally:
+            self._state.flush()
+
+    async def _rounds(self) -> None:
         clusters = list(self._clusters.values())
+        run_ids = [jr.run_id for jr in self._jobs]
+        next_flag_check = time.monotonic() + CANCEL_FLAG_CHECK
         while True:
+            # one transaction per round: a round's writes cost one commit, and every outcome
+            # seen is durable before the runner sleeps again
+            self._state.hold()
             if self._cancelling:
                 if not self._dropped:
                     self._drop_waiting()
@@ -234,6 +251,12 @@ class Engine:
             if self._deadline_heap:
                 timeout = min(timeout, self._deadline_heap[0][0] - now)
             timeout = max(timeout, 0.0)
+            if now >= next_flag_check:
+                next_flag_check = now + CANCEL_FLAG_CHECK
+                if not self._cancelling and self._state.cancel_requested(run_ids):
+                    self.cancel("cancelled by `runner cancel`")
+                    continue
+            self._state.flush()
             if len(busy) == 1:
                 await busy[0].executor.wait(timeout=timeout)
             elif busy:
@@ -278,10 +301,7 @@ class Engine:
         jr = tr.job_run
         inst.attempt += 1
         inst.stopped_by = None
-        log_dir = self._state.logs_dir / str(jr.run_id) / tr.name / str(inst.index)
-        os.makedirs(log_dir, exist_ok=True)
-        stdout = log_dir / f"{inst.attempt}.out"
-        stderr = log_dir / f"{inst.attempt}.err"
+        stdout, stderr = self._log_paths(inst)
         env = dict(inst.plan.spec.env)
         env["RUNNER_RUN_ID"] = str(jr.run_id)
         env["RUNNER_ATTEMPT"] = str(inst.attempt)
@@ -341,6 +361,13 @@ class Engine:
             )
         )
 
+    def _log_paths(self, inst: _Inst) -> tuple[Path, Path]:
+        """logs/RUN/TASK/INSTANCE.ATTEMPT.{out,err}: one folder per task, not per instance,
+        because creating a folder per instance costs about as much as running `true`."""
+        tr = inst.task
+        base = f"{self._state.logs_dir}/{tr.job_run.run_id}/{tr.name}/{inst.index}.{inst.attempt}"
+        return Path(f"{base}.out"), Path(f"{base}.err")
+
     def _finished(
         self, inst: _Inst, code: int | None, message: str | None, *, submitted: bool = True
     ) -> None:
@@ -364,12 +391,9 @@ class Engine:
         elif code is None:
             state, reason = "lost", message or "the executor lost track of it"
         elif code == 0:
-            log_dir = self._state.logs_dir / str(jr.run_id) / tr.name / str(inst.index)
+            stdout, stderr = self._log_paths(inst)
             problem = tr.plan.kind.verify(
-                task=task,
-                instance=inst.plan.spec,
-                stdout=log_dir / f"{inst.attempt}.out",
-                stderr=log_dir / f"{inst.attempt}.err",
+                task=task, instance=inst.plan.spec, stdout=stdout, stderr=stderr
             )
             state, reason = ("succeeded", None) if problem is None else ("failed", problem)
         else:
@@ -467,6 +491,7 @@ class Engine:
         task = tr.plan.task
         refresh_inputs(tr.plan)
         try:
+            os.makedirs(f"{self._state.logs_dir}/{tr.job_run.run_id}/{tr.name}", exist_ok=True)
             task.workdir.mkdir(parents=True, exist_ok=True)
             for path in task.outputs.values():
                 if path and "://" not in path:

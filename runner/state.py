@@ -120,6 +120,7 @@ class State:
         self.db = sqlite3.connect(
             directory / "state.db", isolation_level=None, timeout=30, check_same_thread=False
         )
+        self._held = False
         self.db.execute("PRAGMA journal_mode=WAL")
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=OFF")
@@ -138,9 +139,24 @@ class State:
         """Close the connection."""
         self.db.close()
 
+    def hold(self) -> None:
+        """Group every write until `flush()` into one transaction (one commit per round)."""
+        if not self._held:
+            self.db.execute("BEGIN IMMEDIATE")
+            self._held = True
+
+    def flush(self) -> None:
+        """Commit what `hold()` grouped."""
+        if self._held:
+            self._held = False
+            self.db.execute("COMMIT")
+
     @contextmanager
     def transaction(self) -> Iterator[sqlite3.Connection]:
-        """BEGIN IMMEDIATE ... COMMIT, rolled back on error."""
+        """BEGIN IMMEDIATE ... COMMIT, rolled back on error; part of the held one if any."""
+        if self._held:
+            yield self.db
+            return
         self.db.execute("BEGIN IMMEDIATE")
         try:
             yield self.db
@@ -245,6 +261,15 @@ class State:
             )
         ]
         return self.runs_by_ids(ids)
+
+    def cancel_requested(self, run_ids: Iterable[int]) -> bool:
+        """Whether `runner cancel` flagged any of these runs."""
+        ids = list(run_ids)
+        marks = ",".join("?" * len(ids))
+        row = self.db.execute(
+            f"SELECT 1 FROM runs WHERE cancel_requested = 1 AND id IN ({marks}) LIMIT 1", ids
+        ).fetchone()
+        return row is not None
 
     def request_cancel(self, run_id: int) -> None:
         """Flag a run for cancellation (read by its runner)."""

@@ -196,8 +196,8 @@ def test_instances_see_their_index_and_count_under_both_names(tmp_path: Path) ->
         assert env["RUNNER_RUN_ID"] == str(h.run_ids["j"])
     # logs at deterministic per-attempt paths
     spec = b.specs["j/t/2/1"]
-    assert spec.stdout == tmp_path / ".runner" / "logs" / str(h.run_ids["j"]) / "t" / "2" / "1.out"
-    assert spec.stderr.name == "1.err"
+    assert spec.stdout == tmp_path / ".runner" / "logs" / str(h.run_ids["j"]) / "t" / "2.1.out"
+    assert spec.stderr.name == "2.1.err"
 
 
 # -- retries -----------------------------------------------------------------------------------

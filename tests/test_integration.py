@@ -27,8 +27,10 @@ spec: {executor: local, slots: 2}
 
 def job(tasks: str, name: str = "j") -> str:
     body = "\n".join("    " + line for line in tasks.strip("\n").splitlines())
-    return CLUSTER + f"apiVersion: runner/v1\nkind: Job\nmetadata: {{name: {name}}}\n" + (
-        f"spec:\n  cluster: here\n  tasks:\n{body}\n"
+    return (
+        CLUSTER
+        + f"apiVersion: runner/v1\nkind: Job\nmetadata: {{name: {name}}}\n"
+        + (f"spec:\n  cluster: here\n  tasks:\n{body}\n")
     )
 
 
@@ -48,8 +50,11 @@ def wait_for(cond, timeout: float = 20.0) -> None:  # type: ignore[no-untyped-de
 
 def start_apply(m: Path, *extra: str) -> subprocess.Popen[str]:
     return subprocess.Popen(
-        [sys.executable, "-m", "runner", "apply", str(m), *extra], cwd=m.parent,
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        [sys.executable, "-m", "runner", "apply", str(m), *extra],
+        cwd=m.parent,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
@@ -63,7 +68,9 @@ def status_json(d: Path, run_id: int | None = None) -> dict:  # type: ignore[typ
 
 
 def test_fan_out_fan_in_then_nothing_to_do(workdir: Path) -> None:
-    m = write(workdir / "m.yaml", job("""
+    m = write(
+        workdir / "m.yaml",
+        job("""
 parts:
   instances: 4
   command: echo $RUNNER_INSTANCE_ID/$RUNNER_INSTANCE_COUNT $BATCH_COMPUTE_DAG_INSTANCE_ID > $<out>/p$<instance_id>
@@ -72,10 +79,16 @@ sum:
   dependsOn: [parts]
   command: cat $<in>/p* > total.txt
   inputs: {in: parts}
-"""))
+"""),
+    )
     r = run(["apply", str(m)])
     assert r.code == 0, r.out + r.err
-    assert (workdir / "total.txt").read_text().split("\n")[:4] == ["0/4 0", "1/4 1", "2/4 2", "3/4 3"]
+    assert (workdir / "total.txt").read_text().split("\n")[:4] == [
+        "0/4 0",
+        "1/4 1",
+        "2/4 2",
+        "3/4 3",
+    ]
     again = run(["apply", str(m)])
     assert again.code == 0
     assert "Nothing to do" in again.out
@@ -86,7 +99,10 @@ sum:
 
 def test_values_never_become_shell(workdir: Path) -> None:
     evil = "x; touch pwned $(id) `id` '\""
-    m = write(workdir / "m.yaml", CLUSTER + """
+    m = write(
+        workdir / "m.yaml",
+        CLUSTER
+        + """
 apiVersion: runner/v1
 kind: App
 metadata: {name: echoer}
@@ -109,7 +125,8 @@ spec:
   tasks:
     a: {app: echoer, params: {value: placeholder}}
     b: {app: argv, params: {value: placeholder}}
-""")
+""",
+    )
     r = run(["apply", str(m), "--set", f"a.value={evil}", "--set", f"b.value={evil}"])
     assert r.code == 0, r.out + r.err
     assert (workdir / "shell.txt").read_text() == evil + "\n"
@@ -119,12 +136,15 @@ spec:
 
 
 def test_retries_keep_every_attempts_logs(workdir: Path) -> None:
-    m = write(workdir / "m.yaml", job("""
+    m = write(
+        workdir / "m.yaml",
+        job("""
 flaky:
   command: n=$(cat count 2>/dev/null || echo 0); n=$((n+1)); echo $n > count; echo "try $n"; echo "oops $n" >&2; [ $n -ge 3 ]
   retries: 3
   retryBackoff: 0.1s
-"""))
+"""),
+    )
     r = run(["apply", str(m)])
     assert r.code == 0, r.out + r.err
     assert "retrying" in r.out
@@ -139,13 +159,16 @@ flaky:
 
 
 def test_retry_on_only_listed_exit_codes(workdir: Path) -> None:
-    m = write(workdir / "m.yaml", job("""
+    m = write(
+        workdir / "m.yaml",
+        job("""
 exits4:
   command: echo x >> tries; exit 4
   retries: 3
   retryBackoff: 0.05s
   retryOn: [3]
-"""))
+"""),
+    )
     r = run(["apply", str(m)])
     assert r.code == 1
     assert (workdir / "tries").read_text().count("x") == 1
@@ -154,11 +177,14 @@ exits4:
 
 def test_timeout_kills_the_whole_process_group(workdir: Path) -> None:
     marker = f"77{uuid.uuid4().int % 10**6}.5"
-    m = write(workdir / "m.yaml", job(f"""
+    m = write(
+        workdir / "m.yaml",
+        job(f"""
 slow:
   command: sleep {marker} & sleep {marker}
   timeout: 1s
-"""))
+"""),
+    )
     t0 = time.monotonic()
     r = run(["apply", str(m)])
     assert r.code == 1
@@ -171,19 +197,26 @@ slow:
 
 
 def test_failure_blocks_dependents_but_not_unrelated_work(workdir: Path) -> None:
-    m = write(workdir / "m.yaml", job("""
+    m = write(
+        workdir / "m.yaml",
+        job("""
 bad: {command: exit 3}
 after-bad: {command: touch after-bad, dependsOn: [bad]}
 later: {command: touch later, dependsOn: [after-bad]}
 good: {command: sleep 0.3; touch good}
-"""))
+"""),
+    )
     r = run(["apply", str(m)])
     assert r.code == 1
     assert (workdir / "good").exists()
     assert not (workdir / "after-bad").exists()
     states = {i["task"]: i["state"] for i in status_json(workdir)["instances"]}
-    assert states == {"bad": "failed", "after-bad": "upstream_failed",
-                      "later": "upstream_failed", "good": "succeeded"}
+    assert states == {
+        "bad": "failed",
+        "after-bad": "upstream_failed",
+        "later": "upstream_failed",
+        "good": "succeeded",
+    }
     # fix it: only the failed task and what depends on it run
     m.write_text(m.read_text().replace("exit 3", "exit 0"))
     p = cli("plan", str(m))
@@ -191,17 +224,24 @@ good: {command: sleep 0.3; touch good}
     r2 = run(["apply", str(m)])
     assert r2.code == 0
     ran = {i["task"]: i["state"] for i in status_json(workdir)["instances"]}
-    assert ran == {"bad": "succeeded", "after-bad": "succeeded", "later": "succeeded",
-                   "good": "skipped"}
+    assert ran == {
+        "bad": "succeeded",
+        "after-bad": "succeeded",
+        "later": "succeeded",
+        "good": "skipped",
+    }
 
 
 def test_fail_fast_stops_everything(workdir: Path) -> None:
     marker = f"88{uuid.uuid4().int % 10**6}.5"
-    m = write(workdir / "m.yaml", job(f"""
+    m = write(
+        workdir / "m.yaml",
+        job(f"""
 bad: {{command: sleep 0.2; exit 1}}
 slow: {{command: sleep {marker}}}
 never: {{command: touch never, dependsOn: [slow]}}
-"""))
+"""),
+    )
     r = run(["apply", str(m), "--fail-fast"])
     assert r.code == 1, r.out
     assert not (workdir / "never").exists()
@@ -214,12 +254,15 @@ never: {{command: touch never, dependsOn: [slow]}}
 @pytest.mark.parametrize("how", ["cancel-command", "sigint"])
 def test_cancel_leaves_no_orphans(workdir: Path, how: str) -> None:
     marker = f"99{uuid.uuid4().int % 10**6}.5"
-    m = write(workdir / "m.yaml", job(f"""
+    m = write(
+        workdir / "m.yaml",
+        job(f"""
 slow:
   instances: 3
   command: sh -c 'sleep {marker}' & sleep {marker}
 after: {{command: touch after, dependsOn: [slow]}}
-"""))
+"""),
+    )
     p = start_apply(m)
     wait_for(lambda: marker_alive(marker))
     time.sleep(0.3)
@@ -243,14 +286,17 @@ after: {{command: touch after, dependsOn: [slow]}}
 
 def test_second_apply_refuses_and_kill_9_then_reapply_finishes(workdir: Path) -> None:
     marker = f"66{uuid.uuid4().int % 10**6}.5"
-    m = write(workdir / "m.yaml", job(f"""
+    m = write(
+        workdir / "m.yaml",
+        job(f"""
 quick:
   instances: 3
   command: echo ran >> quick-$<instance_id>.log
 slow:
   dependsOn: [quick]
   command: if [ -f go ]; then touch slow-done; else sleep {marker}; fi
-"""))
+"""),
+    )
     p = start_apply(m)
     wait_for(lambda: marker_alive(marker))
     second = run(["apply", str(m)])
@@ -274,11 +320,14 @@ slow:
 
 
 def test_slots_bound_concurrency(workdir: Path) -> None:
-    m = write(workdir / "m.yaml", job("""
+    m = write(
+        workdir / "m.yaml",
+        job("""
 w:
   instances: 6
   command: echo start $(date +%s.%N) >> $<instance_id>.t; sleep 0.3; echo end $(date +%s.%N) >> $<instance_id>.t
-"""))
+"""),
+    )
     assert run(["apply", str(m)]).code == 0
     spans = []
     for i in range(6):
@@ -289,11 +338,14 @@ w:
 
 
 def test_edit_reruns_only_what_changed(workdir: Path) -> None:
-    m = write(workdir / "m.yaml", job("""
+    m = write(
+        workdir / "m.yaml",
+        job("""
 a: {command: echo a >> a.log}
 b: {command: echo b >> b.log}
 c: {command: echo c >> c.log, dependsOn: [b]}
-"""))
+"""),
+    )
     assert run(["apply", str(m)]).code == 0
     m.write_text(m.read_text().replace("echo b >>", "echo B >>"))
     p = cli("plan", str(m), "--detailed-exitcode")
@@ -310,21 +362,42 @@ def test_git_commit_and_digest_recorded(workdir: Path) -> None:
     m = write(workdir / "m.yaml", job("a: {command: 'true'}"))
     subprocess.run(["git", "init", "-q", str(workdir)], check=True)
     subprocess.run(["git", "-C", str(workdir), "add", "m.yaml"], check=True)
-    subprocess.run(["git", "-C", str(workdir), "-c", "user.name=t", "-c", "user.email=t@t",
-                    "commit", "-qm", "m"], check=True)
-    head = subprocess.run(["git", "-C", str(workdir), "rev-parse", "HEAD"], capture_output=True,
-                          text=True, check=True).stdout.strip()
+    subprocess.run(
+        [
+            "git",
+            "-C",
+            str(workdir),
+            "-c",
+            "user.name=t",
+            "-c",
+            "user.email=t@t",
+            "commit",
+            "-qm",
+            "m",
+        ],
+        check=True,
+    )
+    head = subprocess.run(
+        ["git", "-C", str(workdir), "rev-parse", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
     assert run(["apply", str(m)]).code == 0
     runs = json.loads(cli("runs", "--state-dir", str(workdir / ".runner"), "-o", "json").out)
     assert runs[0]["git_commit"].startswith(head)
 
 
 def test_logs_follow_streams_until_the_attempt_ends(workdir: Path) -> None:
-    m = write(workdir / "m.yaml", job("talk: {command: 'for i in 1 2 3; do echo line $i; sleep 0.3; done'}"))
+    m = write(
+        workdir / "m.yaml",
+        job("talk: {command: 'for i in 1 2 3; do echo line $i; sleep 0.3; done'}"),
+    )
     p = start_apply(m)
     d = workdir / ".runner"
-    wait_for(lambda: (d / "state.db").exists() and bool(
-        cli("runs", "--state-dir", str(d), "-o", "json").out.strip("[]\n ")))
+    wait_for(
+        lambda: (
+            (d / "state.db").exists()
+            and bool(cli("runs", "--state-dir", str(d), "-o", "json").out.strip("[]\n "))
+        )
+    )
     wait_for(lambda: cli("logs", "1", "talk/0", "--state-dir", str(d)).code == 0)
     f = run(["logs", "1", "talk/0", "--follow", "--stream", "out", "--state-dir", str(d)])
     assert f.out == "line 1\nline 2\nline 3\n"
@@ -339,8 +412,10 @@ def test_plugins_are_found_through_entry_points() -> None:
 
 
 def test_help_is_light_and_module_entry_point_works() -> None:
-    code = ("import sys, runner.cli; assert 'networkx' not in sys.modules; "
-            "assert 'rich.progress' not in sys.modules; print('light')")
+    code = (
+        "import sys, runner.cli; assert 'networkx' not in sys.modules; "
+        "assert 'rich.progress' not in sys.modules; print('light')"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT)
     assert out.stdout.strip() == "light", out.stderr
     h = subprocess.run([sys.executable, "-m", "runner", "--help"], capture_output=True, text=True)
@@ -354,3 +429,24 @@ def test_user_errors_exit_2_without_traceback(workdir: Path) -> None:
     assert "depends on unknown task 'nope'" in r.err
     assert "Traceback" not in r.err + r.out
     assert not (workdir / ".runner").exists() or not os.listdir(workdir / ".runner" / "logs")
+
+
+def test_second_ctrl_c_stops_without_the_grace_period(workdir: Path) -> None:
+    m = write(
+        workdir / "m.yaml",
+        job("""
+stubborn:
+  command: trap '' TERM; touch ready; while true; do sleep 0.1; done
+"""),
+    )
+    p = start_apply(m)
+    wait_for(lambda: (workdir / "ready").exists())
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    assert p.poll() is None  # SIGTERM is ignored by the task: the runner waits for the grace
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 130, out + err
+    assert time.monotonic() - t0 < 2.5  # the grace period (3 s) was cut short
+    assert "stopping now" in out

@@ -25,18 +25,22 @@ KILL_GRACE = 3.0
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 
 
-def _start_time(pid: int) -> str | None:
-    """The kernel's start time of `pid` (field 22 of /proc/PID/stat): tells reused pids apart."""
+def _is_attempt(pid: int, key: str) -> bool:
+    """Whether process `pid` is the attempt `key` (job/task/index/attempt), judged by the
+    environment it was started with: a pid alone may have been reused since."""
     try:
-        fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+        with open(f"/proc/{pid}/environ", "rb") as f:
+            env = set(f.read().split(b"\0"))
     except OSError:
-        return None
-    try:
-        stat = os.read(fd, 4096)
-    finally:
-        os.close(fd)
-    # the command name (field 2) may contain spaces and parentheses: split after the last ')'
-    return stat[stat.rfind(b")") + 2 :].split()[19].decode()
+        return False
+    job, task, index, attempt = key.split("/")
+    wanted = {
+        f"RUNNER_JOB={job}",
+        f"RUNNER_TASK={task}",
+        f"RUNNER_INSTANCE_ID={index}",
+        f"RUNNER_ATTEMPT={attempt}",
+    }
+    return {w.encode() for w in wanted} <= env
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -53,6 +57,7 @@ class LocalExecutor:
         self._cluster = cluster
         self._running: dict[str, tuple[subprocess.Popen[bytes], int]] = {}
         self._exited: dict[str, int] = {}
+        self._stopping: set[str] = set()
         self._logs: dict[str, tuple[Path, Path]] = {}
         self._changed = asyncio.Event()
         self._failed_starts = itertools.count()
@@ -86,7 +91,9 @@ class LocalExecutor:
         finally:
             os.close(out)
             os.close(err)
-        handle = f"{proc.pid}:{_start_time(proc.pid) or '?'}"
+        # the handle is stored by the engine; pid plus key lets a later runner tell this
+        # process apart from an unrelated one that reused the pid
+        handle = f"{proc.pid}:{spec.key}"
         pidfd = os.pidfd_open(proc.pid)
         self._running[handle] = (proc, pidfd)
         self._logs[handle] = (spec.stdout, spec.stderr)
@@ -95,6 +102,7 @@ class LocalExecutor:
 
     def _reap(self, handle: str) -> None:
         proc, pidfd = self._running.pop(handle)
+        self._stopping.discard(handle)
         loop = asyncio.get_running_loop()
         loop.remove_reader(pidfd)
         os.close(pidfd)
@@ -126,13 +134,18 @@ class LocalExecutor:
         self._changed.clear()
 
     async def cancel(self, *, handles: Sequence[str]) -> None:
-        """SIGTERM to each attempt's process group, SIGKILL after a grace period."""
+        """SIGTERM to each attempt's process group, SIGKILL after a grace period (at once
+        when the attempt was already asked to stop)."""
         loop = asyncio.get_running_loop()
         for h in handles:
             entry = self._running.get(h)
             if entry is None:
                 continue
             pgid = entry[0].pid
+            if h in self._stopping:
+                _killpg(pgid, signal.SIGKILL)
+                continue
+            self._stopping.add(h)
             _killpg(pgid, signal.SIGTERM)
             loop.call_later(KILL_GRACE, self._kill_hard, h)
 
@@ -147,11 +160,11 @@ class LocalExecutor:
 
     def reclaim(self, *, handle: str) -> bool:
         """Kill the process group of an attempt whose runner died, if it still runs."""
-        pid_text, _, started = handle.partition(":")
-        if not pid_text.isdigit() or started == "?":
+        pid_text, _, key = handle.partition(":")
+        if not pid_text.isdigit() or key.count("/") != 3:
             return False
         pid = int(pid_text)
-        if _start_time(pid) != started:
+        if not _is_attempt(pid, key):
             return False  # gone, or the pid now belongs to someone else
         _killpg(pid, signal.SIGKILL)
         return True
