@@ -46,12 +46,21 @@ def cli(*args: str, cwd: Path | None = None) -> Result:
     return Result(code, out.getvalue(), err.getvalue())
 
 
-def run(args: Sequence[str], *, cwd: Path | None = None, timeout: float = 120,
-        env: dict[str, str] | None = None) -> Result:
+def run(
+    args: Sequence[str],
+    *,
+    cwd: Path | None = None,
+    timeout: float = 120,
+    env: dict[str, str] | None = None,
+) -> Result:
     """Run `runner ARGS` as a real subprocess (for anything that starts processes)."""
     p = subprocess.run(
-        [sys.executable, "-m", "runner", *args], cwd=cwd, capture_output=True, text=True,
-        timeout=timeout, env={**os.environ, **(env or {})},
+        [sys.executable, "-m", "runner", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
     )
     return Result(p.returncode, p.stdout, p.stderr)
 

@@ -450,3 +450,17 @@ stubborn:
     assert p.returncode == 130, out + err
     assert time.monotonic() - t0 < 2.5  # the grace period (3 s) was cut short
     assert "stopping now" in out
+
+
+def test_a_program_that_cannot_start_fails_like_a_shell_says(workdir: Path) -> None:
+    m = write(
+        workdir / "m.yaml",
+        job("""
+missing: {command: [no-such-program-xyz, arg]}
+"""),
+    )
+    r = run(["apply", str(m)])
+    assert r.code == 1
+    assert "exit code 127" in r.out
+    log = cli("logs", "1", "missing/0", "--stream", "err", "--state-dir", str(workdir / ".runner"))
+    assert "cannot start 'no-such-program-xyz': No such file or directory" in log.out

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 __all__ = ["parse_duration"]
@@ -15,9 +16,10 @@ def parse_duration(value: str | int | float) -> float:
     if isinstance(value, bool):
         raise ValueError("expected a duration like '30s', '2h' or '1h30m', got a boolean")
     if isinstance(value, (int, float)):
-        if value <= 0:
-            raise ValueError("a duration must be greater than zero")
-        return float(value)
+        try:
+            return _positive(float(value))
+        except OverflowError:
+            raise ValueError("a duration must be a finite number of seconds") from None
     text = value.strip().replace(" ", "")
     pos, total = 0, 0.0
     for m in _PART.finditer(text):
@@ -32,6 +34,13 @@ def parse_duration(value: str | int | float) -> float:
             raise ValueError(
                 f"{value!r} is not a duration; write it like '30s', '2h', '1h30m' or 90"
             ) from None
-    if total <= 0:
+    return _positive(total)
+
+
+def _positive(seconds: float) -> float:
+    """`seconds` if it is a usable duration: finite and above zero."""
+    if not math.isfinite(seconds):
+        raise ValueError("a duration must be a finite number of seconds")
+    if seconds <= 0:
         raise ValueError("a duration must be greater than zero")
-    return total
+    return seconds

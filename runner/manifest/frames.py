@@ -33,8 +33,11 @@ def parse_frames(spec: str | int) -> list[int]:
             raise FrameError(
                 f"{raw.strip()!r} is not a frame or range; write frames like '1-10' or '1,3,5-10'"
             )
-        start = int(m.group(1))
-        end = int(m.group(2)) if m.group(2) is not None else start
+        try:
+            start = int(m.group(1))
+            end = int(m.group(2)) if m.group(2) is not None else start
+        except ValueError:  # more digits than Python converts from text
+            raise FrameError(f"{raw.strip()[:20]!r}... is not a frame number") from None
         if end < start:
             raise FrameError(f"range {raw.strip()!r} runs backwards; write it as '{end}-{start}'")
         if end - start + len(seen) >= MAX_FRAMES:

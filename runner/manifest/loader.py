@@ -184,6 +184,9 @@ class _Checker:
 
     def __init__(self) -> None:
         self.problems: list[Diagnostic] = []
+        # (kind, name) of documents already reported as invalid: references to them are not
+        # "unknown" too, which would send the reader after a second, false problem
+        self.broken: set[tuple[str, str]] = set()
 
     def at(
         self,
@@ -195,11 +198,8 @@ class _Checker:
         key: bool = False,
         offset: int | None = None,
     ) -> None:
-        loc = doc.locate(path, key=key)
-        col = loc.column
-        if offset is not None:
-            col += _offset_in_node(doc, path, offset)
-        self.problems.append(Diagnostic(message, loc.file, loc.line, col, hint))
+        loc = doc.locate(path, key=key) if offset is None else doc.locate_in(path, offset)
+        self.problems.append(Diagnostic(message, loc.file, loc.line, loc.column, hint))
 
     # -- per-document validation --------------------------------------------------------------
 
@@ -214,7 +214,7 @@ class _Checker:
             )
             return None
         kind = data.get("kind")
-        if kind not in DOCUMENT_KINDS:
+        if not isinstance(kind, str) or kind not in DOCUMENT_KINDS:
             if "kind" not in data:
                 self.at(
                     doc, [], "missing 'kind'", "add 'kind: App', 'kind: Cluster' or 'kind: Job'"
@@ -243,12 +243,14 @@ class _Checker:
             return None
 
     def pydantic(self, doc: Document, cls: type[BaseModel], exc: ValidationError) -> None:
-        grouped: dict[tuple[Any, ...], list[dict[str, Any]]] = {}
+        grouped: dict[tuple[tuple[Any, ...], bool], list[dict[str, Any]]] = {}
         for err in exc.errors(include_url=False):
             found, real = _real_path(doc.data, err["loc"])
             loc = tuple(real if err["type"] in ("missing", "extra_forbidden") else found)
-            grouped.setdefault(tuple(loc), []).append(dict(err, real=real))
-        for loc, errs in grouped.items():
+            # a mapping key that is wrong itself (a task called 'a b') is shown at the key
+            is_key = err["loc"][-1:] == ("[key]",)
+            grouped.setdefault((loc, is_key), []).append(dict(err, real=real))
+        for (loc, is_key), errs in grouped.items():
             first = errs[0]
             etype = first["type"]
             if etype == "extra_forbidden":
@@ -268,9 +270,10 @@ class _Checker:
                     first["real"][:-1],
                     f"missing required key {missing!r}",
                     f"add '{missing}: ...' here",
+                    key=True,  # under the key that opens the mapping, not its first entry
                 )
             else:
-                self.at(doc, list(loc), _message(errs, loc))
+                self.at(doc, list(loc), _message(errs, loc), key=is_key)
 
     # -- cross-document checks ----------------------------------------------------------------
 
@@ -282,23 +285,6 @@ class _Checker:
             f"the first definition is at {first.file}:{first.locate(['metadata', 'name']).line}; "
             "rename one of them",
         )
-
-
-def _offset_in_node(doc: Document, path: Sequence[Any], offset: int) -> int:
-    """Columns to add to a scalar's start to reach character `offset` of its text."""
-    from yaml.nodes import ScalarNode
-
-    node = doc.node
-    from runner.manifest.source import _child
-
-    for part in path:
-        found = _child(node, part)
-        if found is None:
-            return 0
-        node = found[1]
-    if isinstance(node, ScalarNode) and node.start_mark.line == node.end_mark.line:
-        return offset + (1 if node.style in ("'", '"') else 0)
-    return 0
 
 
 def _real_path(data: Any, loc: Sequence[Any]) -> tuple[list[Any], list[Any]]:
@@ -435,6 +421,7 @@ def load(paths: Sequence[str], overrides: Sequence[str] = ()) -> Bundle:
     for doc in docs:
         m = check.model(doc)
         if m is None:
+            check.broken.add(_kind_and_name(doc))
             continue
         table: dict[str, Any] = (
             apps if isinstance(m, AppDoc) else clusters if isinstance(m, ClusterDoc) else jobs
@@ -506,6 +493,8 @@ def load(paths: Sequence[str], overrides: Sequence[str] = ()) -> Bundle:
     default_cluster = Cluster("default", "local", None, None, {})
     resolved_jobs: dict[str, Job] = {}
     for job_name, (j, doc) in jobs.items():
+        if j.spec.cluster is not None:
+            _check_cluster(check, doc, ["spec", "cluster"], j.spec.cluster, resolved_clusters)
         base_dir = Path(doc.file).resolve().parent
         tasks: dict[str, Task] = {}
         for task_name, t in j.spec.tasks.items():
@@ -524,6 +513,7 @@ def load(paths: Sequence[str], overrides: Sequence[str] = ()) -> Bundle:
             )
             if task is not None:
                 tasks[task_name] = task
+        _check_job_env(check, doc, j, tasks)
         deps = {name: t.depends_on for name, t in j.spec.tasks.items()}
         for task_name, t in j.spec.tasks.items():
             for i, dep in enumerate(t.depends_on):
@@ -556,7 +546,7 @@ def load(paths: Sequence[str], overrides: Sequence[str] = ()) -> Bundle:
             resolved_jobs[job_name] = Job(job_name, doc.file, tasks, order, base_dir)
 
     if check.problems:
-        raise UserError(check.problems)
+        raise UserError(_in_file_order(check.problems, files))
     base = Path(files[0]).resolve().parent if files else Path.cwd()
     return Bundle(
         jobs=resolved_jobs,
@@ -577,6 +567,7 @@ def _check_app(check: _Checker, a: AppDoc, doc: Document, kinds: set[str]) -> No
             f"unknown task kind {a.spec.kind!r}",
             did_you_mean(a.spec.kind, kinds) or "see `runner plugins`",
         )
+    _check_value_names(check, doc, ["spec"], a.spec.params, a.spec.inputs, a.spec.outputs)
     declared = (
         set(a.spec.params) | set(a.spec.inputs) | set(a.spec.outputs) | set(BUILTIN_PLACEHOLDERS)
     )
@@ -585,6 +576,37 @@ def _check_app(check: _Checker, a: AppDoc, doc: Document, kinds: set[str]) -> No
     )
     for k, v in a.spec.env.items():
         _check_placeholders(check, doc, ["spec", "env", k], v, declared, f"app {a.metadata.name!r}")
+
+
+def _check_value_names(
+    check: _Checker,
+    doc: Document,
+    base: list[Any],
+    params: Iterable[str],
+    inputs: Iterable[str],
+    outputs: Iterable[str],
+) -> None:
+    """Each `$<name>` has one meaning: not a built-in, not both a parameter and an input."""
+    seen: dict[str, str] = {}
+    for section, names in (("params", params), ("inputs", inputs), ("outputs", outputs)):
+        for n in names:
+            if n in BUILTIN_PLACEHOLDERS:
+                check.at(
+                    doc,
+                    [*base, section, n],
+                    f"{n!r} is a built-in placeholder: $<{n}> is set by the runner",
+                    "choose another name",
+                    key=True,
+                )
+            elif n in seen:
+                check.at(
+                    doc,
+                    [*base, section, n],
+                    f"{n!r} is already declared in {seen[n]}: $<{n}> would be ambiguous",
+                    "choose another name",
+                    key=True,
+                )
+            seen.setdefault(n, section)
 
 
 def _check_placeholders(
@@ -618,6 +640,143 @@ def _check_placeholders(
                 )
 
 
+def _kind_and_name(doc: Document) -> tuple[str, str]:
+    """What an invalid document would have defined, as far as it says."""
+    data = doc.data if isinstance(doc.data, dict) else {}
+    meta = data.get("metadata")
+    name = meta.get("name") if isinstance(meta, dict) else None
+    return str(data.get("kind")), name if isinstance(name, str) else ""
+
+
+def _check_job_env(check: _Checker, doc: Document, j: JobDoc, tasks: dict[str, Task]) -> None:
+    """The job's env is rendered with each task's values: every task must have them all."""
+    for k, v in j.spec.env.items():
+        try:
+            found = placeholders(v)
+        except TemplateError as e:
+            check.at(doc, ["spec", "env", k], str(e), offset=e.offset)
+            continue
+        # tasks whose app or own env replaces this variable do not render the job's text
+        users = [t for t in tasks.values() if t.env.get(k) == v]
+        known = {t.name: {*t.values(), "instance_id"} for t in users} if found else {}
+        for pname, offset in found:
+            missing = [name for name, names in known.items() if pname not in names]
+            if missing:
+                more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+                check.at(
+                    doc,
+                    ["spec", "env", k],
+                    f"placeholder '$<{pname}>' in the job's env has no value in task "
+                    + ", ".join(repr(m) for m in missing[:3])
+                    + more,
+                    "declare it in those tasks, or set this variable in each task's env",
+                    offset=offset,
+                )
+
+
+def _check_cluster(
+    check: _Checker, doc: Document, path: list[Any], name: str, clusters: dict[str, Cluster]
+) -> None:
+    """Report `name` at `path` unless a Cluster document defines it."""
+    if name not in clusters and ("Cluster", name) not in check.broken:
+        check.at(
+            doc,
+            path,
+            f"unknown cluster {name!r}",
+            did_you_mean(name, clusters) or "define it with a 'kind: Cluster' document",
+        )
+
+
+def _used_names(templates: Iterable[str | list[str]]) -> set[str]:
+    """Placeholder names used in `templates` (malformed ones are reported elsewhere)."""
+    used: set[str] = set()
+    for template in templates:
+        for text in [template] if isinstance(template, str) else template:
+            try:
+                used.update(n for n, _ in placeholders(text))
+            except TemplateError:
+                continue
+    return used
+
+
+def _app_params(
+    check: _Checker,
+    doc: Document,
+    here: list[Any],
+    name: str,
+    t: TaskSpec,
+    app: AppDoc,
+    sets: dict[str, str],
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A task's values for its app's parameters (given, --set, defaults) and their types."""
+    specs: dict[str, ParamSpec] = app.spec.params
+    app_name = app.metadata.name
+    params: dict[str, Any] = {}
+    given: set[str] = set()  # set by the task, even when wrongly: no "must set" on top
+    for pname, value in t.params.items():
+        if pname not in specs:
+            check.at(
+                doc,
+                [*here, "params", pname],
+                f"app {app_name!r} has no parameter {pname!r}",
+                did_you_mean(pname, specs) or "remove it",
+                key=True,
+            )
+            continue
+        given.add(pname)
+        if not specs[pname].overridable:
+            check.at(
+                doc,
+                [*here, "params", pname],
+                f"parameter {pname!r} of app {app_name!r} is not overridable",
+                "remove it here, or set 'overridable: true' in the app",
+                key=True,
+            )
+            continue
+        try:
+            params[pname] = coerce(specs[pname], value)
+        except ParamError as e:
+            check.at(doc, [*here, "params", pname], f"parameter {pname!r}: {e}")
+    for pname, value in sets.items():
+        if pname not in specs:
+            check.problems.append(
+                Diagnostic(
+                    f"--set {name}.{pname}: app {app_name!r} has no parameter {pname!r}",
+                    "--set",
+                    hint=did_you_mean(pname, specs),
+                )
+            )
+            continue
+        given.add(pname)
+        if not specs[pname].overridable:
+            check.problems.append(
+                Diagnostic(f"--set {name}.{pname}: parameter {pname!r} is not overridable", "--set")
+            )
+            continue
+        try:
+            params[pname] = coerce(specs[pname], value)
+        except ParamError as e:
+            check.problems.append(Diagnostic(f"--set {name}.{pname}: {e}", "--set"))
+    env = [v for k, v in app.spec.env.items() if k not in t.env]
+    used = _used_names([app.spec.command, *env])
+    for pname, spec in specs.items():
+        if pname in params or pname in given:
+            continue
+        if spec.default is not None:
+            params[pname] = spec.default
+        elif spec.required or pname in used:
+            why = "required parameter" if spec.required else "parameter"
+            check.at(
+                doc,
+                here,
+                f"task {name!r} must set {why} {pname!r} of app {app_name!r}"
+                + ("" if spec.required else ": the app's command uses it and it has no default"),
+                f"add 'params: {{{pname}: ...}}' to the task",
+                key=True,
+            )
+    return params, {pname: spec.type for pname, spec in specs.items()}
+
+
 def _resolve_task(
     check: _Checker,
     doc: Document,
@@ -636,6 +795,8 @@ def _resolve_task(
     app: AppDoc | None = None
     if t.app is not None:
         if t.app not in apps:
+            if ("App", t.app) in check.broken:
+                return None
             check.at(
                 doc,
                 [*here, "app"],
@@ -654,83 +815,16 @@ def _resolve_task(
             did_you_mean(t.kind, kinds) or "see `runner plugins`",
         )
 
+    # an unknown job-level cluster is reported once, by `load`, not once per task
+    if t.cluster is not None:
+        _check_cluster(check, doc, [*here, "cluster"], t.cluster, clusters)
     cluster_name = t.cluster or j.spec.cluster
-    cluster = default_cluster
-    if cluster_name is not None:
-        if cluster_name not in clusters:
-            where = [*here, "cluster"] if t.cluster else ["spec", "cluster"]
-            check.at(
-                doc,
-                where,
-                f"unknown cluster {cluster_name!r}",
-                did_you_mean(cluster_name, clusters) or "define it with a 'kind: Cluster' document",
-            )
-        else:
-            cluster = clusters[cluster_name]
+    cluster = clusters.get(cluster_name, default_cluster) if cluster_name else default_cluster
 
     params: dict[str, Any] = {}
     types_: dict[str, str] = {}
     if app is not None:
-        specs: dict[str, ParamSpec] = app.spec.params
-        for pname, value in t.params.items():
-            if pname not in specs:
-                check.at(
-                    doc,
-                    [*here, "params", pname],
-                    f"app {app.metadata.name!r} has no parameter {pname!r}",
-                    did_you_mean(pname, specs) or "remove it",
-                    key=True,
-                )
-                continue
-            if not specs[pname].overridable:
-                check.at(
-                    doc,
-                    [*here, "params", pname],
-                    f"parameter {pname!r} of app {app.metadata.name!r} is not overridable",
-                    "remove it here, or set 'overridable: true' in the app",
-                    key=True,
-                )
-                continue
-            try:
-                params[pname] = coerce(specs[pname], value)
-            except ParamError as e:
-                check.at(doc, [*here, "params", pname], f"parameter {pname!r}: {e}")
-        for pname, value in sets.items():
-            if pname not in specs:
-                check.problems.append(
-                    Diagnostic(
-                        f"--set {name}.{pname}: app {app.metadata.name!r} "
-                        f"has no parameter {pname!r}",
-                        "--set",
-                        hint=did_you_mean(pname, specs),
-                    )
-                )
-            elif not specs[pname].overridable:
-                check.problems.append(
-                    Diagnostic(
-                        f"--set {name}.{pname}: parameter {pname!r} is not overridable", "--set"
-                    )
-                )
-            else:
-                try:
-                    params[pname] = coerce(specs[pname], value)
-                except ParamError as e:
-                    check.problems.append(Diagnostic(f"--set {name}.{pname}: {e}", "--set"))
-        for pname, spec in specs.items():
-            types_[pname] = spec.type
-            if pname in params:
-                continue
-            if spec.default is not None:
-                params[pname] = spec.default
-            elif spec.required:
-                check.at(
-                    doc,
-                    here,
-                    f"task {name!r} must set required parameter {pname!r} "
-                    f"of app {app.metadata.name!r}",
-                    f"add 'params: {{{pname}: ...}}' to the task",
-                    key=True,
-                )
+        params, types_ = _app_params(check, doc, here, name, t, app, sets)
         command: str | list[str] = app.spec.command
     else:
         for pname, value in t.params.items():
@@ -756,6 +850,7 @@ def _resolve_task(
                 params[pname] = value
         assert t.command is not None
         command = t.command
+        _check_value_names(check, doc, here, t.params, t.inputs, t.outputs)
         declared = set(t.params) | set(t.inputs) | set(t.outputs) | set(BUILTIN_PLACEHOLDERS)
         _check_placeholders(check, doc, [*here, "command"], command, declared, f"task {name!r}")
 
@@ -827,6 +922,21 @@ def _resolve_task(
         logs=t.logs,
         base_dir=base_dir,
         file=doc.file,
+    )
+
+
+def _in_file_order(problems: list[Diagnostic], files: Sequence[Path]) -> list[Diagnostic]:
+    """Problems without repeats: command-line ones first, then file by file, top to bottom."""
+    unique = list(dict.fromkeys(problems))
+    order = {str(f): i for i, f in enumerate(files)}
+    return sorted(
+        unique,
+        key=lambda d: (
+            d.file in order,
+            order.get(d.file or "", 0),
+            d.line or 0,
+            d.column or 0,
+        ),
     )
 
 

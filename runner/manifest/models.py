@@ -12,11 +12,14 @@ import re
 from typing import Annotated, Any, Literal
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     TypeAdapter,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -51,14 +54,41 @@ def _scalar_text(v: Any) -> Any:
     return v
 
 
-Text = Annotated[str, BeforeValidator(_scalar_text)]
+def _duration(v: Any) -> Any:
+    """Check a duration before pydantic would turn `true` into 1 second."""
+    if isinstance(v, (str, int, float)):
+        parse_duration(v)
+    return v
+
+
+# the schema says what is accepted, so that editors do not underline `PORT: 80`
+Text = Annotated[
+    str,
+    BeforeValidator(_scalar_text),
+    WithJsonSchema({"type": ["string", "number", "boolean"]}),
+]
 Name = Annotated[str, Field(pattern=NAME_PATTERN, max_length=128)]
+# Strict: YAML already gives integers; `instances: yes` must not quietly mean 1.
+Int = Annotated[int, Strict()]
 Duration = Annotated[
     str | float,
+    BeforeValidator(_duration),
     Field(description="seconds, or text like '30s', '15m', '2h', '1h30m'"),
 ]
+
+
+def _command(v: str | list[str]) -> str | list[str]:
+    """A command must run something: no empty string, list, or program name."""
+    if isinstance(v, str) and not v.strip():
+        raise ValueError("the command is empty; write what to run")
+    if isinstance(v, list) and (not v or not v[0].strip()):
+        raise ValueError("a command list starts with the program to run, like [echo, hi]")
+    return v
+
+
 Command = Annotated[
     str | list[Text],
+    AfterValidator(_command),
     Field(
         description="a string runs through /bin/sh with every $<value> shell-quoted; "
         "a list runs without a shell, one argument per item"
@@ -84,12 +114,6 @@ class _Env(_Model):
         return v
 
 
-def _check_duration(v: str | float | None) -> str | float | None:
-    if v is not None:
-        parse_duration(v)
-    return v
-
-
 class Metadata(_Model):
     """Names a document; other documents refer to it by this name."""
 
@@ -113,13 +137,11 @@ class AppSpec(_Env):
     params: dict[Name, ParamSpec] = Field(default_factory=dict)
     inputs: dict[Name, IOSpec] = Field(default_factory=dict)
     outputs: dict[Name, IOSpec] = Field(default_factory=dict)
-    instances: int | None = Field(default=None, ge=1, le=100_000)
+    instances: Int | None = Field(default=None, ge=1, le=100_000)
     timeout: Duration | None = None
-    retries: int | None = Field(default=None, ge=0, le=100)
-    retry_on: list[int] | None = Field(default=None, alias="retryOn")
+    retries: Int | None = Field(default=None, ge=0, le=100)
+    retry_on: list[Int] | None = Field(default=None, alias="retryOn")
     description: str | None = None
-
-    _durations = field_validator("timeout")(_check_duration)
 
 
 class AppDoc(_Model):
@@ -135,7 +157,7 @@ class ClusterSpec(_Model):
     """Where work runs: an executor and its settings."""
 
     executor: Name = Field(default="local", description="executor plugin (runner plugins)")
-    slots: int | None = Field(
+    slots: Int | None = Field(
         default=None, ge=1, le=100_000, description="instances run at once (default: CPUs)"
     )
     queue: str | None = None
@@ -159,12 +181,12 @@ class TaskSpec(_Env):
     kind: Name | None = None
     command: Command | None = None
     params: dict[Name, Any] = Field(default_factory=dict)
-    instances: int | None = Field(default=None, ge=1, le=100_000)
+    instances: Int | None = Field(default=None, ge=1, le=100_000)
     depends_on: list[str] = Field(default_factory=list, alias="dependsOn")
     workdir: str | None = Field(default=None, description="relative to the manifest's folder")
     timeout: Duration | None = None
-    retries: int | None = Field(default=None, ge=0, le=100)
-    retry_on: list[int] | None = Field(
+    retries: Int | None = Field(default=None, ge=0, le=100)
+    retry_on: list[Int] | None = Field(
         default=None, alias="retryOn", description="retry only on these exit codes"
     )
     retry_backoff: Duration | None = Field(
@@ -175,8 +197,6 @@ class TaskSpec(_Env):
     outputs: dict[Name, str] = Field(default_factory=dict)
     logs: str | None = None
     description: str | None = None
-
-    _durations = field_validator("timeout", "retry_backoff")(_check_duration)
 
     @model_validator(mode="after")
     def _app_or_command(self) -> TaskSpec:

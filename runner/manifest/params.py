@@ -6,6 +6,7 @@ through `coerce`, which returns the canonical value or raises ParamError with a 
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, Literal
 
@@ -67,17 +68,13 @@ def coerce(spec: ParamSpec, value: Any) -> Any:
         if isinstance(value, int):
             return value
         if isinstance(value, str) and re.fullmatch(r"\s*[-+]?\d+\s*", value):
-            return int(value)
+            try:
+                return int(value)
+            except ValueError:  # more digits than Python converts from text
+                raise ParamError(f"expected an integer, got {len(value)} digits") from None
         raise ParamError(f"expected an integer, got {value!r}")
     if t == "float":
-        if isinstance(value, bool):
-            raise ParamError("expected a number, got a boolean")
-        if isinstance(value, (int, float)):
-            return float(value)
-        try:
-            return float(str(value))
-        except ValueError:
-            raise ParamError(f"expected a number, got {value!r}") from None
+        return _float(value)
     if t == "bool":
         if isinstance(value, bool):
             return value
@@ -108,6 +105,30 @@ def coerce(spec: ParamSpec, value: Any) -> Any:
     if t == "path" and not text:
         raise ParamError("expected a path, got an empty string")
     return text
+
+
+def _float(value: Any) -> float:
+    """A finite float from a YAML number or text like '0.5' or '1e-3'."""
+    if isinstance(value, bool):
+        raise ParamError("expected a number, got a boolean")
+    if isinstance(value, int):
+        try:
+            return float(value)
+        except OverflowError:
+            raise ParamError("expected a number, got an integer too large for one") from None
+    try:
+        number = float(value) if isinstance(value, float) else float(str(value))
+    except ValueError:
+        raise ParamError(f"expected a number, got {_short(value)}") from None
+    if not math.isfinite(number):
+        raise ParamError(f"expected a finite number, got {_short(value)}")
+    return number
+
+
+def _short(value: Any) -> str:
+    """`value` for a message, cut short when it is long."""
+    text = repr(value)
+    return text if len(text) <= 60 else text[:57] + "..."
 
 
 def to_text(value: Any) -> str:

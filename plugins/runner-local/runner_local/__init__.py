@@ -78,12 +78,18 @@ class LocalExecutor:
                 stderr=err,
                 start_new_session=True,
             )
-        except OSError as e:
+        except (OSError, ValueError, IndexError) as e:
+            # the program cannot start: report it like a shell would (127 not found, 126 not
+            # executable), with the reason in the attempt's stderr
             handle = f"failed:{os.getpid()}:{next(self._failed_starts)}"
-            code = 126 if e.errno in (errno.EACCES, errno.ENOEXEC) else 127
-            what = spec.argv[0] if e.filename in (None, spec.argv[0]) else e.filename
-            with open(spec.stderr, "ab") as err:
-                err.write(f"runner: cannot start {what!r}: {e.strerror}\n".encode())
+            code = 126 if getattr(e, "errno", None) in (errno.EACCES, errno.ENOEXEC) else 127
+            if isinstance(e, OSError):
+                name = getattr(e, "filename", None)
+                what = spec.argv[0] if name in (None, spec.argv[0]) else name
+                text = f"runner: cannot start {what!r}: {e.strerror}\n"
+            else:
+                text = f"runner: cannot start {spec.argv!r}: the command is empty or invalid\n"
+            os.write(err, text.encode())
             self._exited[handle] = code
             self._logs[handle] = (spec.stdout, spec.stderr)
             self._changed.set()
