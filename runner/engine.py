@@ -57,6 +57,7 @@ class _Inst:
         "done",
         "handle",
         "index",
+        "logs",
         "plan",
         "started",
         "stopped_by",
@@ -68,6 +69,7 @@ class _Inst:
         self.plan = plan
         self.index = plan.spec.index
         self.attempt = 0
+        self.logs = (Path(), Path())
         self.handle: str | None = None
         self.deadline: float | None = None
         self.started = 0.0
@@ -142,6 +144,7 @@ class Engine:
         executor_factory: Callable[[Cluster], Executor] | None = None,
     ) -> None:
         self._state = state
+        self._logs_dir = str(state.logs_dir)
         self._report = reporter
         self._fail_fast = fail_fast
         self._factory = executor_factory or _load_executor
@@ -230,10 +233,10 @@ class Engine:
         clusters = list(self._clusters.values())
         run_ids = [jr.run_id for jr in self._jobs]
         next_flag_check = time.monotonic() + CANCEL_FLAG_CHECK
+        self._state.hold()
         while True:
-            # one transaction per round: a round's writes cost one commit, and every outcome
-            # seen is durable before the runner sleeps again
-            self._state.hold()
+            # one transaction per round (outcomes seen after a wake-up, then the launches they
+            # allow): one commit each, and everything seen is durable before the next sleep
             if self._cancelling:
                 if not self._dropped:
                     self._drop_waiting()
@@ -255,6 +258,7 @@ class Engine:
                 next_flag_check = now + CANCEL_FLAG_CHECK
                 if not self._cancelling and self._state.cancel_requested(run_ids):
                     self.cancel("cancelled by `runner cancel`")
+                    self._state.hold()
                     continue
             self._state.flush()
             if len(busy) == 1:
@@ -266,6 +270,7 @@ class Engine:
                     w.cancel()
             elif timeout > 0:
                 await asyncio.sleep(timeout)
+            self._state.hold()
             ended: list[tuple[_Inst, int | None, str | None]] = []
             for cr in busy:
                 statuses = await cr.executor.poll(handles=list(cr.running))
@@ -301,7 +306,7 @@ class Engine:
         jr = tr.job_run
         inst.attempt += 1
         inst.stopped_by = None
-        stdout, stderr = self._log_paths(inst)
+        stdout, stderr = inst.logs = self._log_paths(inst)
         env = dict(inst.plan.spec.env)
         env["RUNNER_RUN_ID"] = str(jr.run_id)
         env["RUNNER_ATTEMPT"] = str(inst.attempt)
@@ -365,7 +370,7 @@ class Engine:
         """logs/RUN/TASK/INSTANCE.ATTEMPT.{out,err}: one folder per task, not per instance,
         because creating a folder per instance costs about as much as running `true`."""
         tr = inst.task
-        base = f"{self._state.logs_dir}/{tr.job_run.run_id}/{tr.name}/{inst.index}.{inst.attempt}"
+        base = f"{self._logs_dir}/{tr.job_run.run_id}/{tr.name}/{inst.index}.{inst.attempt}"
         return Path(f"{base}.out"), Path(f"{base}.err")
 
     def _finished(
@@ -391,7 +396,7 @@ class Engine:
         elif code is None:
             state, reason = "lost", message or "the executor lost track of it"
         elif code == 0:
-            stdout, stderr = self._log_paths(inst)
+            stdout, stderr = inst.logs
             problem = tr.plan.kind.verify(
                 task=task, instance=inst.plan.spec, stdout=stdout, stderr=stderr
             )
@@ -491,7 +496,7 @@ class Engine:
         task = tr.plan.task
         refresh_inputs(tr.plan)
         try:
-            os.makedirs(f"{self._state.logs_dir}/{tr.job_run.run_id}/{tr.name}", exist_ok=True)
+            os.makedirs(f"{self._logs_dir}/{tr.job_run.run_id}/{tr.name}", exist_ok=True)
             task.workdir.mkdir(parents=True, exist_ok=True)
             for path in task.outputs.values():
                 if path and "://" not in path:
