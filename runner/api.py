@@ -186,14 +186,28 @@ def apply(
                 killed = _reclaim(
                     state, run, f"runner pid {run['pid']} stopped before the run ended"
                 )
-                if output != "json":
+                if output == "json":
+                    out.write(
+                        json.dumps(
+                            {
+                                "event": "run-interrupted",
+                                "run": run["id"],
+                                "job": job,
+                                "killed": killed,
+                            }
+                        )
+                        + "\n"
+                    )
+                else:
                     out.write(
                         f"run {run['id']} of job {job} was interrupted (its runner died); "
                         f"{killed} leftover process group(s) killed\n"
                     )
         plans = make_plan(bundle, state, force=force, rerun=rerun)
         work = [jp for jp in plans if jp.to_run]
-        if output != "json":
+        if output == "json":
+            out.write(json.dumps({"event": "plan", **plan_as_json(plans)}) + "\n")
+        else:
             print_plan(plans, out, per_instance=False)
         if not work:
             total = sum(jp.total for jp in plans)
@@ -228,7 +242,19 @@ def apply(
                     for i in tp.instances
                 ],
             )
-            if output != "json":
+            if output == "json":
+                out.write(
+                    json.dumps(
+                        {
+                            "event": "run-started",
+                            "run": rid,
+                            "job": jp.job.name,
+                            "to_run": jp.to_run,
+                        }
+                    )
+                    + "\n"
+                )
+            else:
                 out.write(f"run {rid}: job {jp.job.name}, {jp.to_run} instance(s) to run\n")
         out.flush()
         reporter = make_reporter(

@@ -98,7 +98,9 @@ class Kind(Protocol):
     def verify(
         self, *, task: Task, instance: InstanceSpec, stdout: Path, stderr: Path
     ) -> str | None:
-        """After exit code 0: None if the result is good, else why it is not."""
+        """After exit code 0: None if the result is good, else why it is not.
+
+        A stream the attempt wrote nothing to may have no file at all."""
 
 
 def command_argv(command: str | list[str], values: dict[str, str]) -> list[str]:

@@ -464,3 +464,27 @@ missing: {command: [no-such-program-xyz, arg]}
     assert "exit code 127" in r.out
     log = cli("logs", "1", "missing/0", "--stream", "err", "--state-dir", str(workdir / ".runner"))
     assert "cannot start 'no-such-program-xyz': No such file or directory" in log.out
+
+
+def test_apply_json_output_is_one_object_per_line(workdir: Path) -> None:
+    m = write(
+        workdir / "m.yaml",
+        job("""
+a: {command: 'true', instances: 2}
+b: {command: exit 5, dependsOn: [a]}
+"""),
+    )
+    r = run(["apply", str(m), "-o", "json"])
+    assert r.code == 1
+    events = [json.loads(line) for line in r.out.splitlines()]
+    kinds = [e["event"] for e in events]
+    assert kinds[0] == "plan" and kinds[1] == "run-started" and kinds[-1] == "done"
+    assert events[0]["jobs"][0]["tasks"][0]["instances"][1]["reason"] == "new: never ran"
+    failed = [e for e in events if e["event"] == "failed"]
+    assert failed == [{**failed[0], "task": "b", "exit_code": 5}]
+    assert events[-1]["states"] == {"j": "failed"}
+    again = run(["apply", str(m), "-o", "json"])
+    plan = json.loads(again.out.splitlines()[0])
+    actions = {t["task"]: t["action"] for t in plan["jobs"][0]["tasks"]}
+    assert actions == {"a": "skip", "b": "run"}
+    assert plan["jobs"][0]["tasks"][1]["instances"][0]["reason"] == "failed in run 1"
