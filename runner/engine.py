@@ -410,36 +410,6 @@ class Engine:
             and not self._cancelling
             and (task.retry_on is None or (code is not None and code in task.retry_on))
         )
-        if retry:
-            delay = min(task.retry_backoff * 2 ** (inst.attempt - 1), MAX_BACKOFF)
-            self._state.attempt_finished(
-                jr.run_id,
-                tr.name,
-                inst.index,
-                inst.attempt,
-                state=state,
-                exit_code=code,
-                reason=reason,
-                ended_at=now,
-                instance_state=None,
-            )
-            heapq.heappush(self._retry_heap, (time.monotonic() + delay, next(self._seq), inst))
-            self._report.emit(
-                Event(
-                    "retrying",
-                    jr.name,
-                    tr.name,
-                    inst.index,
-                    inst.attempt,
-                    exit_code=code,
-                    elapsed=elapsed,
-                    message=f"{reason}; retry in {_secs(delay)}",
-                )
-            )
-            return
-
-        inst.done = True
-        self._counts[state] = self._counts.get(state, 0) + 1
         ok = state == "succeeded"
         self._state.attempt_finished(
             jr.run_id,
@@ -450,23 +420,32 @@ class Engine:
             exit_code=code,
             reason=reason,
             ended_at=now,
-            instance_state=state,
+            instance_state=None if retry else state,
             job=jr.name,
             fingerprint=inst.plan.fingerprint if ok else None,
             parts=inst.plan.parts if ok else None,
         )
+        event, message = state, reason
+        if retry:
+            delay = min(task.retry_backoff * 2 ** (inst.attempt - 1), MAX_BACKOFF)
+            heapq.heappush(self._retry_heap, (time.monotonic() + delay, next(self._seq), inst))
+            event, message = "retrying", f"{reason}; retry in {_secs(delay)}"
         self._report.emit(
             Event(
-                state,
+                event,
                 jr.name,
                 tr.name,
                 inst.index,
                 inst.attempt,
                 exit_code=code,
                 elapsed=elapsed,
-                message=reason,
+                message=message,
             )
         )
+        if retry:
+            return
+        inst.done = True
+        self._counts[state] = self._counts.get(state, 0) + 1
         tr.remaining -= 1
         if state == "cancelled":
             jr.cancelled = True

@@ -196,71 +196,36 @@ class State:
                 (state, reason, time.time(), run_id),
             )
 
+    def _dicts(self, sql: str, args: Sequence[Any] = ()) -> list[dict[str, Any]]:
+        """Rows as dicts keyed by the selected column names."""
+        cur = self.db.execute(sql, args)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, row, strict=True)) for row in cur]
+
+    _RUN_COLUMNS = (
+        "id, job, state, reason, started_at, ended_at, git_commit, pid, host, manifest_digest,"
+        " cancel_requested"
+    )
+
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:
         """Most recent runs first."""
-        rows = self.db.execute(
-            "SELECT id, job, state, reason, started_at, ended_at, git_commit, pid, host"
-            " FROM runs ORDER BY id DESC LIMIT ?",
-            (limit,),
-        ).fetchall()
-        keys = (
-            "id",
-            "job",
-            "state",
-            "reason",
-            "started_at",
-            "ended_at",
-            "git_commit",
-            "pid",
-            "host",
+        return self._dicts(
+            f"SELECT {self._RUN_COLUMNS} FROM runs ORDER BY id DESC LIMIT ?", (limit,)
         )
-        return [dict(zip(keys, r, strict=True)) for r in rows]
 
     def run(self, run_id: int | None) -> dict[str, Any] | None:
         """One run (the latest when `run_id` is None)."""
-        if run_id is None:
-            row = self.db.execute("SELECT MAX(id) FROM runs").fetchone()
-            if row is None or row[0] is None:
-                return None
-            run_id = row[0]
-        found = [r for r in self.runs_by_ids([run_id])]
+        where = "ORDER BY id DESC LIMIT 1" if run_id is None else "WHERE id = ?"
+        found = self._dicts(
+            f"SELECT {self._RUN_COLUMNS} FROM runs {where}", () if run_id is None else (run_id,)
+        )
         return found[0] if found else None
-
-    def runs_by_ids(self, ids: Iterable[int]) -> list[dict[str, Any]]:
-        """Runs with these ids."""
-        out = []
-        for i in ids:
-            r = self.db.execute(
-                "SELECT id, job, state, reason, started_at, ended_at, git_commit, pid, host,"
-                " manifest_digest, cancel_requested FROM runs WHERE id = ?",
-                (i,),
-            ).fetchone()
-            if r:
-                keys = (
-                    "id",
-                    "job",
-                    "state",
-                    "reason",
-                    "started_at",
-                    "ended_at",
-                    "git_commit",
-                    "pid",
-                    "host",
-                    "manifest_digest",
-                    "cancel_requested",
-                )
-                out.append(dict(zip(keys, r, strict=True)))
-        return out
 
     def unfinished_runs(self, job: str) -> list[dict[str, Any]]:
         """Runs of `job` still marked running (their runner may have died)."""
-        ids = [
-            r[0]
-            for r in self.db.execute(
-                "SELECT id FROM runs WHERE job = ? AND state = 'running'", (job,)
-            )
-        ]
-        return self.runs_by_ids(ids)
+        return self._dicts(
+            f"SELECT {self._RUN_COLUMNS} FROM runs WHERE job = ? AND state = 'running'", (job,)
+        )
 
     def cancel_requested(self, run_ids: Iterable[int]) -> bool:
         """Whether `runner cancel` flagged any of these runs."""
@@ -452,28 +417,13 @@ class State:
 
     def tasks(self, run_id: int) -> list[dict[str, Any]]:
         """Tasks of a run in the order they were planned."""
-        keys = ("task", "state", "reason", "instances")
-        return [
-            dict(zip(keys, r, strict=True))
-            for r in self.db.execute(
-                "SELECT task, state, reason, instances FROM tasks WHERE run_id = ? ORDER BY rowid",
-                (run_id,),
-            )
-        ]
+        return self._dicts(
+            "SELECT task, state, reason, instances FROM tasks WHERE run_id = ? ORDER BY rowid",
+            (run_id,),
+        )
 
     def instances(self, run_id: int, task: str | None = None) -> list[dict[str, Any]]:
         """Instances of a run (of one task)."""
-        keys = (
-            "task",
-            "idx",
-            "state",
-            "reason",
-            "exit_code",
-            "attempts",
-            "started_at",
-            "ended_at",
-            "description",
-        )
         sql = (
             "SELECT task, idx, state, reason, exit_code, attempts, started_at, ended_at,"
             " description FROM instances WHERE run_id = ?"
@@ -482,45 +432,24 @@ class State:
         if task is not None:
             sql += " AND task = ?"
             args += (task,)
-        return [
-            dict(zip(keys, r, strict=True)) for r in self.db.execute(sql + " ORDER BY rowid", args)
-        ]
+        return self._dicts(sql + " ORDER BY rowid", args)
 
     def attempts(self, run_id: int, task: str, idx: int) -> list[dict[str, Any]]:
         """Attempts of one instance, first first."""
-        keys = (
-            "attempt",
-            "state",
-            "exit_code",
-            "executor",
-            "handle",
-            "started_at",
-            "ended_at",
-            "stdout",
-            "stderr",
-            "reason",
+        return self._dicts(
+            "SELECT attempt, state, exit_code, executor, handle, started_at, ended_at, stdout,"
+            " stderr, reason FROM attempts WHERE run_id = ? AND task = ? AND idx = ?"
+            " ORDER BY attempt",
+            (run_id, task, idx),
         )
-        return [
-            dict(zip(keys, r, strict=True))
-            for r in self.db.execute(
-                "SELECT attempt, state, exit_code, executor, handle, started_at, ended_at, stdout,"
-                " stderr, reason FROM attempts WHERE run_id = ? AND task = ? AND idx = ?"
-                " ORDER BY attempt",
-                (run_id, task, idx),
-            )
-        ]
 
     def running_attempts(self, run_id: int) -> list[dict[str, Any]]:
         """Attempts of a run still marked running."""
-        keys = ("task", "idx", "attempt", "executor", "handle")
-        return [
-            dict(zip(keys, r, strict=True))
-            for r in self.db.execute(
-                "SELECT task, idx, attempt, executor, handle FROM attempts"
-                " WHERE run_id = ? AND state = 'running'",
-                (run_id,),
-            )
-        ]
+        return self._dicts(
+            "SELECT task, idx, attempt, executor, handle FROM attempts"
+            " WHERE run_id = ? AND state = 'running'",
+            (run_id,),
+        )
 
     def close_interrupted(self, run_id: int, job: str, reason: str) -> None:
         """A run whose runner died: its running attempts are lost, unfinished instances too."""
