@@ -25,7 +25,8 @@ __all__ = ["app", "main"]
 
 app = typer.Typer(
     name="runner",
-    help="Declarative pipeline runner: apply YAML manifests of Apps, Clusters and Jobs.",
+    help="Declarative pipeline runner: apply YAML manifests of Apps, Clusters and Jobs. "
+    "Add --debug to any command for a traceback instead of a message.",
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
