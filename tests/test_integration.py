@@ -488,3 +488,44 @@ b: {command: exit 5, dependsOn: [a]}
     actions = {t["task"]: t["action"] for t in plan["jobs"][0]["tasks"]}
     assert actions == {"a": "skip", "b": "run"}
     assert plan["jobs"][0]["tasks"][1]["instances"][0]["reason"] == "failed in run 1"
+
+
+@pytest.mark.parametrize(
+    ("command", "expected"),
+    [
+        ("printf '%s\\n' $<value> > out.txt", "{v}\n"),
+        ('printf "%s\\n" "frame $<value>" > out.txt', "frame {v}\n"),
+        ("printf '%s\\n' 'frame $<value>' > out.txt", "frame {v}\n"),
+        ('printf "%s\\n" "$(printf %s "$<value>")" > out.txt', "{v}\n"),
+        ('printf "%s\\n" "a"$<value>"b" > out.txt', "a{v}b\n"),
+    ],
+)
+def test_values_stay_literal_in_every_quoting_context(
+    workdir: Path, command: str, expected: str
+) -> None:
+    evil = "x; touch pwned $(touch pwned2) `touch pwned3` '\" \\ $HOME"
+    m = write(
+        workdir / "m.yaml",
+        job(f"""
+t:
+  command: {json.dumps(command)}
+  params: {{value: placeholder}}
+"""),
+    )
+    r = run(["apply", str(m), "--set", f"t.value={evil}"])
+    assert r.code == 0, r.out + r.err
+    assert (workdir / "out.txt").read_text() == expected.format(v=evil)
+    assert not list(workdir.glob("pwned*"))
+
+
+def test_placeholders_where_no_quoting_is_safe_are_refused(workdir: Path) -> None:
+    m = write(
+        workdir / "m.yaml",
+        job("""
+a: {command: 'echo `echo $<v>`', params: {v: x}}
+"""),
+    )
+    r = cli("validate", str(m))
+    assert r.code == 2
+    assert "placeholder inside `...` cannot be quoted safely" in r.err
+    assert "m.yaml:12:30:" in r.err  # at the placeholder itself

@@ -32,7 +32,7 @@ from runner.manifest.models import (
 )
 from runner.manifest.params import ParamError, ParamSpec, coerce, to_text
 from runner.manifest.source import Document, read_documents
-from runner.manifest.template import TemplateError, placeholders
+from runner.manifest.template import TemplateError, placeholders, shell_contexts
 
 __all__ = ["BUILTIN_PLACEHOLDERS", "Bundle", "Cluster", "Job", "Task", "load", "parse_overrides"]
 
@@ -625,6 +625,8 @@ def _check_placeholders(
     for p, text in items:
         try:
             found = placeholders(text)
+            if isinstance(command, str) and p and p[-1] == "command":
+                shell_contexts(text)  # a command string runs through /bin/sh
         except TemplateError as e:
             check.at(doc, p, str(e), offset=e.offset)
             continue
