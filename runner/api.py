@@ -126,8 +126,9 @@ def git_commit(directory: Path) -> str | None:
         )
         if head.returncode != 0:
             return None
+        # untracked files (outputs, .runner/ itself) do not make the manifests dirty
         dirty = subprocess.run(
-            ["git", "-C", str(directory), "status", "--porcelain"],
+            ["git", "-C", str(directory), "status", "--porcelain", "--untracked-files=no"],
             capture_output=True,
             text=True,
             timeout=10,
@@ -302,12 +303,14 @@ async def _run_with_signals(engine: Engine) -> Outcome:
         # the first signal stops with a grace period; another one stops at once
         engine.cancel(f"cancelled by {name}")
 
-    for sig in (signal.SIGINT, signal.SIGTERM):
+    # SIGHUP too: a closed terminal or a dropped ssh session must not leave orphans behind
+    signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+    for sig in signals:
         loop.add_signal_handler(sig, on_signal, signal.Signals(sig).name)
     try:
         return await engine.run()
     finally:
-        for sig in (signal.SIGINT, signal.SIGTERM):
+        for sig in signals:
             loop.remove_signal_handler(sig)
 
 

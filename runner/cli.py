@@ -385,6 +385,8 @@ def main(argv: list[str] | None = None) -> None:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     args = [a for a in args if a != "--debug"]
+    # `plan --detailed-exitcode` keeps 2 for "work to do": an error there is 1, as in terraform
+    error_code = 1 if "--detailed-exitcode" in args else 2
     try:
         rv = app(args=args, prog_name="runner", standalone_mode=False)
     except UserError as e:
@@ -394,7 +396,7 @@ def main(argv: list[str] | None = None) -> None:
             print(render_json(e.diagnostics))
         else:
             print(render_text(e.diagnostics), file=sys.stderr)
-        sys.exit(2)
+        sys.exit(error_code)
     except _Abort:
         print("aborted", file=sys.stderr)
         sys.exit(130)
@@ -404,7 +406,7 @@ def main(argv: list[str] | None = None) -> None:
             show()
         else:
             print(f"error: {e.format_message()}", file=sys.stderr)
-        sys.exit(2)
+        sys.exit(error_code)
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         sys.exit(130)

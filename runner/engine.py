@@ -298,7 +298,8 @@ class Engine:
                 self._spawn(cr.executor.cancel(handles=[inst.handle]))
         while self._retry_heap and self._retry_heap[0][0] <= now:
             _, _, inst = heapq.heappop(self._retry_heap)
-            inst.task.cluster.ready.append(inst)
+            # a retry goes first: its backoff is over, it must not queue behind new work
+            inst.task.cluster.ready.appendleft(inst)
 
     async def _launch(self, cr: _ClusterRun, inst: _Inst) -> None:
         tr = inst.task

@@ -251,7 +251,7 @@ never: {{command: touch never, dependsOn: [slow]}}
     assert states["slow"] == "cancelled" and states["never"] == "cancelled"
 
 
-@pytest.mark.parametrize("how", ["cancel-command", "sigint"])
+@pytest.mark.parametrize("how", ["cancel-command", "sigint", "sighup"])
 def test_cancel_leaves_no_orphans(workdir: Path, how: str) -> None:
     marker = f"99{uuid.uuid4().int % 10**6}.5"
     m = write(
@@ -268,6 +268,8 @@ after: {{command: touch after, dependsOn: [slow]}}
     time.sleep(0.3)
     if how == "sigint":
         p.send_signal(signal.SIGINT)
+    elif how == "sighup":  # the terminal closed
+        p.send_signal(signal.SIGHUP)
     else:
         c = cli("cancel", "1", "--state-dir", str(workdir / ".runner"))
         assert c.code == 0 and "cancel" in c.out, c.out + c.err
@@ -382,7 +384,11 @@ def test_git_commit_and_digest_recorded(workdir: Path) -> None:
     ).stdout.strip()
     assert run(["apply", str(m)]).code == 0
     runs = json.loads(cli("runs", "--state-dir", str(workdir / ".runner"), "-o", "json").out)
-    assert runs[0]["git_commit"].startswith(head)
+    assert runs[0]["git_commit"] == head  # outputs and .runner/ are untracked: not "dirty"
+    m.write_text(m.read_text() + "\n")
+    assert run(["apply", str(m), "--force"]).code == 0
+    runs = json.loads(cli("runs", "--state-dir", str(workdir / ".runner"), "-o", "json").out)
+    assert runs[0]["git_commit"] == head + "+dirty"
 
 
 def test_logs_follow_streams_until_the_attempt_ends(workdir: Path) -> None:
@@ -529,3 +535,29 @@ a: {command: 'echo `echo $<v>`', params: {v: x}}
     assert r.code == 2
     assert "placeholder inside `...` cannot be quoted safely" in r.err
     assert "m.yaml:12:30:" in r.err  # at the placeholder itself
+
+
+def test_detailed_exitcode_reports_errors_as_1(workdir: Path) -> None:
+    bad = write(workdir / "bad.yaml", job("a: {command: 'true', dependsOn: [nope]}"))
+    assert cli("plan", str(bad), "--detailed-exitcode").code == 1
+    assert cli("plan", str(workdir / "missing.yaml"), "--detailed-exitcode").code == 1
+    assert cli("plan", str(bad)).code == 2
+
+
+def test_a_due_retry_does_not_queue_behind_new_work(workdir: Path) -> None:
+    m = write(
+        workdir / "m.yaml",
+        job("""
+bad: {command: 'exit 3', retries: 1, retryBackoff: 0.1s}
+longrun: {instances: 6, command: 'sleep 0.5'}
+"""),
+    )
+    r = run(["apply", str(m), "-o", "json"])
+    assert r.code == 1
+    starts = [
+        (e["task"], e["instance"], e["attempt"])
+        for e in map(json.loads, r.out.splitlines())
+        if e["event"] == "started"
+    ]
+    # the retry starts in the first free slot, not after all six long instances
+    assert starts.index(("bad", 0, 2)) < starts.index(("longrun", 5, 1))
