@@ -23,7 +23,7 @@ from runner import plugins
 from runner.contracts import Executor, LaunchSpec
 from runner.events import Event, Reporter
 from runner.manifest.loader import Cluster
-from runner.plan import InstancePlan, JobPlan, TaskPlan, refresh_inputs
+from runner.plan import InstancePlan, JobPlan, TaskPlan, refresh_fingerprints
 from runner.state import State
 
 __all__ = ["Engine", "Outcome"]
@@ -474,7 +474,7 @@ class Engine:
             self._release_dependents(tr)
             return
         task = tr.plan.task
-        refresh_inputs(tr.plan)
+        refresh_fingerprints(tr.plan, tr.job_run.plan.tasks)
         try:
             os.makedirs(f"{self._logs_dir}/{tr.job_run.run_id}/{tr.name}", exist_ok=True)
             task.workdir.mkdir(parents=True, exist_ok=True)

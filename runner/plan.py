@@ -28,7 +28,7 @@ __all__ = [
     "TaskPlan",
     "instance_env",
     "make_plan",
-    "refresh_inputs",
+    "refresh_fingerprints",
 ]
 
 Action = Literal["run", "skip"]
@@ -154,23 +154,40 @@ def _changed(old: dict[str, str], new: dict[str, str]) -> list[str]:
     return keys
 
 
-def _decide(prev: CurrentInstance | None, fp: str, parts: dict[str, str]) -> tuple[Action, str]:
+def _decide(
+    prev: CurrentInstance | None, fp: str, parts: dict[str, str], upstream: str | None
+) -> tuple[Action, str]:
+    """Run or skip, and why; `upstream` is a dependency that runs in this apply, if any."""
     if prev is None:
         return "run", "new: never ran"
     if prev.state != "succeeded":
         return "run", f"{prev.state.replace('_', ' ')} in run {prev.run_id}"
+    what = _changed(prev.parts, parts) if prev.fingerprint != fp else []
+    if upstream is not None and all(w.startswith("upstream ") for w in what):
+        return "run", f"upstream task {upstream!r} runs"
     if prev.fingerprint != fp:
-        what = _changed(prev.parts, parts) or ["fingerprint"]
-        return "run", f"changed since run {prev.run_id}: {', '.join(what)}"
+        return "run", f"changed since run {prev.run_id}: {', '.join(what or ['fingerprint'])}"
     return "skip", f"up to date (succeeded in run {prev.run_id})"
 
 
-def refresh_inputs(tp: TaskPlan) -> None:
-    """Fingerprint inputs as they are when the task starts (an upstream task may have written
-    them since the plan), so the next plan compares against what this run really read."""
-    if not tp.task.inputs:
-        return
+def _upstream_parts(task: Task, tasks: dict[str, TaskPlan]) -> dict[str, str]:
+    """What each dependency was made of: a task is stale when its upstream changed since it
+    last ran, even if the upstream ran without it (say, while it was commented out)."""
+    return {
+        f"upstream {d}": _h([ip.fingerprint for ip in tasks[d].instances])
+        for d in task.depends_on
+        if d in tasks
+    }
+
+
+def refresh_fingerprints(tp: TaskPlan, tasks: dict[str, TaskPlan]) -> None:
+    """Fingerprint inputs and upstream tasks as they are when the task starts (upstream work
+    may have written inputs and changed since the plan), so the next plan compares against
+    what this run really used."""
     fresh = {f"input {n}": _h(_input_signature(p)) if p else "" for n, p in tp.task.inputs.items()}
+    fresh.update(_upstream_parts(tp.task, tasks))
+    if not fresh:
+        return
     for ip in tp.instances:
         if ip.action == "run":
             ip.parts.update(fresh)
@@ -218,20 +235,20 @@ def make_plan(
                 kind = kinds[task.kind] = load_kind(task.kind)
             specs = kind.expand(task=task)
             base = _task_parts(task)
+            base.update(_upstream_parts(task, jp.tasks))
             upstream = next((d for d in task.depends_on if d in running_tasks), None)
             requested = tname in rerun or f"{job_name}/{tname}" in rerun
             instances = []
             for spec in specs:
                 spec.env.update(instance_env(task, spec.index))
                 fp, parts = _fingerprint(base, spec)
-                action, reason = _decide(current.get((tname, spec.index)), fp, parts)
-                if action == "skip":
+                prev = current.get((tname, spec.index))
+                action, reason = _decide(prev, fp, parts, upstream)
+                if action == "skip" or reason.startswith("upstream task"):
                     if force:
                         action, reason = "run", "forced (--force)"
                     elif requested:
                         action, reason = "run", "requested (--rerun)"
-                    elif upstream is not None:
-                        action, reason = "run", f"upstream task {upstream!r} runs"
                 instances.append(InstancePlan(spec, fp, parts, action, reason))
             tp = TaskPlan(task, kind, instances)
             if tp.action == "run":

@@ -561,3 +561,22 @@ longrun: {instances: 6, command: 'sleep 0.5'}
     ]
     # the retry starts in the first free slot, not after all six long instances
     assert starts.index(("bad", 0, 2)) < starts.index(("longrun", 5, 1))
+
+
+def test_a_task_left_out_while_its_upstream_changed_is_stale(workdir: Path) -> None:
+    full = job("""
+render: {command: echo $<q> > frame.txt, params: {q: low}}
+encode: {dependsOn: [render], command: cp frame.txt movie.txt}
+""")
+    m = write(workdir / "m.yaml", full)
+    assert run(["apply", str(m)]).code == 0
+    # tune the render without the expensive encode
+    m.write_text(job("render: {command: echo $<q> > frame.txt, params: {q: high}}"))
+    assert run(["apply", str(m)]).code == 0
+    m.write_text(full.replace("q: low", "q: high"))
+    p = cli("plan", str(m))
+    assert "skip [0]: up to date (succeeded in run 2)" in p.out  # render
+    assert "run  [0]: changed since run 1: upstream render" in p.out  # encode
+    assert run(["apply", str(m)]).code == 0
+    assert (workdir / "movie.txt").read_text() == "high\n"
+    assert "Nothing to do" in run(["apply", str(m)]).out

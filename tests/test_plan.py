@@ -135,8 +135,13 @@ def test_editing_a_param_reruns_that_task_and_everything_downstream(tmp_path: Pa
     plans = h.plan()
     after = fingerprints(plans)
     assert after["greet"] != before["greet"]
-    for unchanged in ("prepare", "report", "side"):
+    for unchanged in ("prepare", "side"):
         assert after[unchanged] == before[unchanged], unchanged
+    # report's own parts are the same; only what its upstream is made of changed
+    assert after["report"] != before["report"]
+    report = plans[0].tasks["report"].instances[0]
+    old_parts = h.state().current("j")[("report", 0)].parts
+    assert [k for k in report.parts if report.parts[k] != old_parts.get(k)] == ["upstream greet"]
     d = decisions(plans)
     assert d["prepare"] == [("skip", d["prepare"][0][1])] and d["side"][0][0] == "skip"
     for action, reason in d["greet"]:
