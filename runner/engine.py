@@ -573,6 +573,7 @@ class Engine:
                     tr.blocked = True
                     dropped.extend(tr.to_run)
                     self._state.task_state(jr.run_id, tr.name, "cancelled", reason)
+                    self._report.emit(Event("task-cancelled", jr.name, tr.name, message=reason))
         for inst in dropped:
             if inst.done:
                 continue

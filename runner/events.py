@@ -127,13 +127,17 @@ class RichReporter:
         if e in ("failed", "timeout", "lost", "retrying", "cancelling") or e.endswith(
             "upstream_failed"
         ):
-            where = f"{event.job}/{event.task}" + (
-                f"[{event.instance}]" if event.instance is not None else ""
-            )
-            style = "yellow" if e == "retrying" else "red"
-            self._console.print(
-                f"[{style}]{where} {e.replace('_', ' ')}[/]: {event.message or ''}", highlight=False
-            )
+            from rich.text import Text
+
+            where = "/".join(p for p in (event.job, event.task) if p)
+            if event.instance is not None:
+                where += f"[{event.instance}]"
+            line = Text(f"{where} " if where else "")
+            # Text, not markup: names like "render[0]" must not be read as style tags
+            line.append(e.replace("_", " "), style="yellow" if e == "retrying" else "red")
+            if event.message:
+                line.append(f": {event.message}")
+            self._console.print(line, highlight=False)
 
     def close(self) -> None:
         """Stop the live display."""

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -580,3 +581,27 @@ encode: {dependsOn: [render], command: cp frame.txt movie.txt}
     assert run(["apply", str(m)]).code == 0
     assert (workdir / "movie.txt").read_text() == "high\n"
     assert "Nothing to do" in run(["apply", str(m)]).out
+
+
+def test_live_display_on_a_terminal_says_why_things_fail(workdir: Path) -> None:
+    m = write(
+        workdir / "m.yaml",
+        job("""
+hard: {command: 'exit 4', retries: 1, retryBackoff: 0.1s}
+slow: {command: 'sleep 5', timeout: 0.5s}
+"""),
+    )
+    cmd = f"{sys.executable} -m runner apply {m}"
+    p = subprocess.run(
+        ["script", "-qec", cmd, "/dev/null"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        cwd=workdir,
+    )
+    screen = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", p.stdout)
+    assert p.returncode == 1
+    assert "━" in screen  # the progress bars were drawn: this was the terminal display
+    assert "j/hard[0] retrying: exit code 4; retry in 0.1s" in screen
+    assert "j/hard[0] failed: exit code 4" in screen
+    assert "j/slow[0] timeout: timed out after 0.5s" in screen
