@@ -301,7 +301,11 @@ async def _run_with_signals(engine: Engine) -> Outcome:
 
     def on_signal(name: str) -> None:
         # the first signal stops with a grace period; another one stops at once
-        engine.cancel(f"cancelled by {name}")
+        engine.cancel(
+            "cancelled by `runner cancel`"
+            if name == "SIGTERM" and engine.cancel_was_requested()
+            else f"cancelled by {name}"
+        )
 
     # SIGHUP too: a closed terminal or a dropped ssh session must not leave orphans behind
     signals = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
@@ -320,6 +324,18 @@ def _is_runner(pid: int) -> bool:
     except OSError:
         return False
     return b"runner" in cmd
+
+
+def shown_state(run: dict[str, Any]) -> str:
+    """A run's state as a person should read it: a run still marked running whose runner
+    process is gone (kill -9, a crash) is shown as interrupted."""
+    if (
+        run["state"] == "running"
+        and run["host"] == socket.gethostname()
+        and not (run["pid"] and _is_runner(run["pid"]))
+    ):
+        return "interrupted"
+    return str(run["state"])
 
 
 def cancel(state_dir: Path, run_id: int) -> str:

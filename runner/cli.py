@@ -198,11 +198,13 @@ def runs(
     limit: Annotated[int, typer.Option(help="how many")] = 20,
 ) -> None:
     """List recent runs."""
-    from runner.api import open_state
+    from runner.api import open_state, shown_state
 
     state = open_state(_state_dir(state_dir))
     rows = state.runs(limit)
     state.close()
+    for r in rows:
+        r["state"] = shown_state(r)
     if output == Output.json:
         print(json.dumps(rows, indent=1))
         return
@@ -223,13 +225,16 @@ def status(
     output: OutputOpt = Output.text,
 ) -> None:
     """Tasks and instances of a run, with state and reason."""
-    from runner.api import open_state
+    from runner.api import open_state, shown_state
 
     state = open_state(_state_dir(state_dir))
     try:
         r = state.run(run)
         if r is None:
             raise UserError(f"no run {run}" if run is not None else "no runs yet")
+        if shown_state(r) != r["state"]:
+            r["state"] = shown_state(r)
+            r["reason"] = f"runner pid {r['pid']} is gone; `runner apply` finishes the job"
         tasks = state.tasks(r["id"])
         instances = state.instances(r["id"])
     finally:
@@ -280,6 +285,8 @@ def logs(
         raise UserError(f"--stream {stream!r}: use out, err or both")
     state = open_state(_state_dir(state_dir))
     try:
+        if state.run(run) is None:
+            raise UserError(f"no run {run}; see `runner runs`")
         attempts = state.attempts(run, task, idx)
         if not attempts:
             known = sorted({i["task"] for i in state.instances(run)})

@@ -199,6 +199,10 @@ class Engine:
                     inst.stopped_by = inst.stopped_by or "cancel"
                 self._spawn(cr.executor.cancel(handles=list(cr.running)))
 
+    def cancel_was_requested(self) -> bool:
+        """Whether `runner cancel` flagged one of these runs (it also sends SIGTERM)."""
+        return self._state.cancel_requested([jr.run_id for jr in self._jobs])
+
     async def run(self) -> Outcome:
         """Run to completion (or cancellation) and return how each job ended."""
         try:

@@ -280,6 +280,8 @@ after: {{command: touch after, dependsOn: [slow]}}
     assert not marker_alive(marker)
     s = status_json(workdir)
     assert s["run"]["state"] == "cancelled"
+    why = {"cancel-command": "`runner cancel`", "sigint": "SIGINT", "sighup": "SIGHUP"}[how]
+    assert all(i["reason"].endswith(f"cancelled by {why}") for i in s["instances"])
     states = sorted(i["state"] for i in s["instances"])
     assert states == ["cancelled"] * 4
     # cancelled work reruns next time
@@ -309,6 +311,8 @@ slow:
     p.send_signal(signal.SIGKILL)
     p.wait(timeout=10)
     assert marker_alive(marker)  # the runner died; its child did not (yet)
+    shown = status_json(workdir)["run"]
+    assert shown["state"] == "interrupted" and "is gone" in shown["reason"]
     (workdir / "go").touch()
     r = run(["apply", str(m)])
     assert r.code == 0, r.out + r.err
