@@ -287,6 +287,9 @@ def logs(
     try:
         if state.run(run) is None:
             raise UserError(f"no run {run}; see `runner runs`")
+        if follow:
+            _follow(state, run, task, idx, attempt, stream)
+            return
         attempts = state.attempts(run, task, idx)
         if not attempts:
             known = sorted({i["task"] for i in state.instances(run)})
@@ -303,22 +306,14 @@ def logs(
             raise UserError(
                 f"{task}/{idx} in run {run} has attempts 1..{len(attempts)}, not {attempt}"
             )
-        files = [
-            (n, Path(chosen[k]))
-            for n, k in (("stdout", "stdout"), ("stderr", "stderr"))
-            if stream in ("both", n[3:])
-        ]
-        if not follow:
-            for name, path in files:
-                data = path.read_bytes() if path.exists() else b""
-                if stream == "both" and data:
-                    print(
-                        f"==> {name} of {task}/{idx} attempt {chosen['attempt']} ({path}) <==",
-                        flush=True,
-                    )
-                _write_bytes(data)
-            return
-        _follow(state, run, task, idx, chosen["attempt"], files)
+        for name, path in _streams(chosen, stream):
+            data = path.read_bytes() if path.exists() else b""
+            if stream == "both" and data:
+                print(
+                    f"==> {name} of {task}/{idx} attempt {chosen['attempt']} ({path}) <==",
+                    flush=True,
+                )
+            _write_bytes(data)
     finally:
         state.close()
 
@@ -334,23 +329,37 @@ def _write_bytes(data: bytes) -> None:
         sys.stdout.write(data.decode(errors="replace"))
 
 
-def _follow(
-    state: Any, run: int, task: str, idx: int, attempt: int, files: list[tuple[str, Path]]
-) -> None:
-    offsets = {p: 0 for _, p in files}
+def _streams(attempt: dict[str, Any], stream: str) -> list[tuple[str, Path]]:
+    return [
+        (name, Path(attempt[name])) for name in ("stdout", "stderr") if stream in ("both", name[3:])
+    ]
+
+
+def _follow(state: Any, run: int, task: str, idx: int, only: int | None, stream: str) -> None:
+    """Print output as it is written: waits for the instance to start, and goes on through
+    its retries (or only attempt `only`) until it ends or the run does."""
+    from runner.api import shown_state
+
+    offsets: dict[Path, int] = {}
     while True:
-        running = any(
-            a["attempt"] == attempt and a["state"] == "running"
-            for a in state.attempts(run, task, idx)
-        )
-        for _, path in files:
-            if path.exists():
-                with open(path, "rb") as f:
-                    f.seek(offsets[path])
-                    chunk = f.read()
-                offsets[path] += len(chunk)
-                _write_bytes(chunk)
-        if not running:
+        # read the state first, then the files: what was written before "done" is all shown
+        r = state.run(run)
+        rows = [i for i in state.instances(run, task) if i["idx"] == idx]
+        if r is None or not rows:
+            raise UserError(f"run {run} has no instance {task}/{idx}")
+        settled = rows[0]["state"] not in ("pending", "running", "retrying")
+        attempts = [a for a in state.attempts(run, task, idx) if only in (None, a["attempt"])]
+        for a in attempts:
+            for _, path in _streams(a, stream):
+                if path.exists():
+                    with open(path, "rb") as f:
+                        f.seek(offsets.get(path, 0))
+                        chunk = f.read()
+                    offsets[path] = offsets.get(path, 0) + len(chunk)
+                    _write_bytes(chunk)
+        if only is not None and attempts and attempts[0]["state"] != "running":
+            return
+        if settled or shown_state(r) != "running":
             return
         time.sleep(0.2)
 

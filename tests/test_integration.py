@@ -609,3 +609,24 @@ slow: {command: 'sleep 5', timeout: 0.5s}
     assert "j/hard[0] retrying: exit code 4; retry in 0.1s" in screen
     assert "j/hard[0] failed: exit code 4" in screen
     assert "j/slow[0] timeout: timed out after 0.5s" in screen
+
+
+def test_logs_follow_waits_for_the_start_and_goes_through_retries(workdir: Path) -> None:
+    m = write(
+        workdir / "m.yaml",
+        job("""
+first: {command: sleep 1}
+r:
+  dependsOn: [first]
+  command: 'echo "attempt $RUNNER_ATTEMPT"; sleep 0.2; [ $RUNNER_ATTEMPT -ge 2 ]'
+  retries: 1
+  retryBackoff: 0.1s
+"""),
+    )
+    p = start_apply(m)
+    d = workdir / ".runner"
+    wait_for(lambda: (d / "state.db").exists() and cli("status", "--state-dir", str(d)).code == 0)
+    f = run(["logs", "1", "r/0", "--follow", "--stream", "out", "--state-dir", str(d)])
+    assert f.code == 0, f.err
+    assert f.out == "attempt 1\nattempt 2\n"
+    assert p.wait(timeout=20) == 0
