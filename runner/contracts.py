@@ -35,6 +35,7 @@ class InstanceSpec:
     argv: list[str]
     env: dict[str, str]
     description: str | None = None
+    workdir: Path | None = None  # when the instance has its own (else the task's)
     # anything else that decides whether a finished instance is still up to date
     fingerprint_extra: dict[str, str] = field(default_factory=dict)
 

@@ -319,12 +319,14 @@ class Engine:
             key=f"{jr.name}/{tr.name}/{inst.index}/{inst.attempt}",
             argv=inst.plan.spec.argv,
             env=env,
-            workdir=task.workdir,
+            workdir=inst.plan.spec.workdir or task.workdir,
             stdout=stdout,
             stderr=stderr,
         )
         inst.started = time.time()
         try:
+            if inst.plan.spec.workdir is not None:
+                inst.plan.spec.workdir.mkdir(parents=True, exist_ok=True)
             handle = await cr.executor.submit(spec=spec)
         except Exception as e:  # a backend refusing one attempt must not stop the others
             self._state.attempt_started(
@@ -481,7 +483,8 @@ class Engine:
         refresh_fingerprints(tr.plan, tr.job_run.plan.tasks)
         try:
             os.makedirs(f"{self._logs_dir}/{tr.job_run.run_id}/{tr.name}", exist_ok=True)
-            task.workdir.mkdir(parents=True, exist_ok=True)
+            if "$<" not in str(task.workdir):
+                task.workdir.mkdir(parents=True, exist_ok=True)
             for path in task.outputs.values():
                 if path and "://" not in path:
                     Path(path).mkdir(parents=True, exist_ok=True)

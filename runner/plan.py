@@ -12,7 +12,7 @@ import hashlib
 import json
 import os
 from collections.abc import Collection, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Literal
 
@@ -20,6 +20,7 @@ from runner import plugins
 from runner.contracts import InstanceSpec, Kind, Task
 from runner.errors import UserError
 from runner.manifest.loader import Bundle, Job, did_you_mean
+from runner.manifest.template import render
 from runner.state import CurrentInstance, State
 
 __all__ = [
@@ -239,6 +240,22 @@ def make_plan(
             upstream = next((d for d in task.depends_on if d in running_tasks), None)
             requested = tname in rerun or f"{job_name}/{tname}" in rerun
             instances = []
+            if "$<" in str(task.workdir):
+                # a per-instance working directory: `workdir: scratch/$<instance_id>`
+                values = task.values()
+                specs = [
+                    replace(
+                        s,
+                        workdir=Path(
+                            render(
+                                str(task.workdir),
+                                {**values, "instance_id": str(s.index)},
+                                quote=False,
+                            )
+                        ),
+                    )
+                    for s in specs
+                ]
             for spec in specs:
                 spec.env.update(instance_env(task, spec.index))
                 fp, parts = _fingerprint(base, spec)

@@ -630,3 +630,19 @@ r:
     assert f.code == 0, f.err
     assert f.out == "attempt 1\nattempt 2\n"
     assert p.wait(timeout=20) == 0
+
+
+def test_a_workdir_per_instance(workdir: Path) -> None:
+    m = write(
+        workdir / "m.yaml",
+        job("""
+t: {command: pwd > here.txt, instances: 2, workdir: "scratch/$<who>-$<instance_id>", params: {who: w}}
+"""),
+    )
+    assert run(["apply", str(m)]).code == 0
+    for i in range(2):
+        d = workdir / "scratch" / f"w-{i}"
+        assert (d / "here.txt").read_text().strip() == str(d)
+    bad = write(workdir / "bad.yaml", job("t: {command: pwd, workdir: 'w-$<nope>'}"))
+    r = cli("validate", str(bad))
+    assert r.code == 2 and "placeholder '$<nope>' is not declared" in r.err

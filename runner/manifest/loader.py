@@ -878,6 +878,10 @@ def _resolve_task(
         declared_env |= set(app.spec.inputs) | set(app.spec.outputs)
     for k, v in t.env.items():
         _check_placeholders(check, doc, [*here, "env", k], v, declared_env, f"task {name!r}")
+    if t.workdir is not None:
+        _check_placeholders(
+            check, doc, [*here, "workdir"], t.workdir, declared_env, f"task {name!r}"
+        )
 
     if len(check.problems) != before:
         return None
