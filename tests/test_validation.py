@@ -744,3 +744,22 @@ def test_plan_reports_the_same_problems(tmp_path: Path) -> None:
     assert r.code == 2
     expect(r, at(text, "rendr"), "unknown app 'rendr'", text=text)
     assert not (tmp_path / "state").exists()
+
+
+def test_a_required_param_no_task_may_set_is_reported_on_the_app(tmp_path: Path) -> None:
+    m = write(
+        tmp_path / "m.yaml",
+        """
+        apiVersion: runner/v1
+        kind: App
+        metadata: {name: a}
+        spec:
+          command: echo $<x>
+          params:
+            x: {type: string, required: true, overridable: false}
+        """,
+    )
+    r = cli("validate", str(m))
+    assert r.code == 2
+    assert "can never have a value" in r.err
+    assert "m.yaml:7:" in r.err

@@ -45,6 +45,11 @@ class ParamSpec(BaseModel):
             raise ValueError("an enum parameter needs 'values: [A, B, ...]'")
         if self.type != "enum" and self.values is not None:
             raise ValueError("'values' is only for parameters of type enum")
+        if self.required and not self.overridable and self.default is None:
+            raise ValueError(
+                "a required parameter that tasks may not set can never have a value; "
+                "make it overridable or give it a default"
+            )
         if self.default is not None:
             try:
                 self.default = coerce(self, self.default)
