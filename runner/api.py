@@ -22,7 +22,7 @@ from runner.errors import UserError
 if TYPE_CHECKING:
     from runner.engine import Engine, Outcome
 from runner.manifest.loader import Bundle, Cluster, load
-from runner.plan import JobPlan, make_plan
+from runner.plan import JobPlan, make_plan, start_run
 from runner.state import State, default_state_dir
 
 __all__ = ["apply", "cancel", "plan", "plan_as_json", "validate"]
@@ -141,12 +141,12 @@ def git_commit(directory: Path) -> str | None:
 
 def _reclaim(state: State, run: dict[str, Any], why: str) -> int:
     """Close a run whose runner is gone; kill attempts it left running. Returns how many."""
-    from runner.engine import _load_executor
+    from runner.engine import load_executor
 
     killed = 0
     for a in state.running_attempts(run["id"]):
         try:
-            ex = _load_executor(Cluster("reclaim", a["executor"] or "local", 1, None, {}))
+            ex = load_executor(Cluster("reclaim", a["executor"] or "local", 1, None, {}))
         except UserError:
             continue
         if a["handle"] and ex.reclaim(handle=a["handle"]):
@@ -220,29 +220,8 @@ def apply(
         commit = git_commit(bundle.base_dir)
         run_ids: dict[str, int] = {}
         for jp in work:
-            rid = state.start_run(
-                job=jp.job.name, digest=bundle.digest, files=bundle.files, git_commit=commit
-            )
+            rid = start_run(state, jp, digest=bundle.digest, files=bundle.files, git_commit=commit)
             run_ids[jp.job.name] = rid
-            state.record_plan(
-                rid,
-                [
-                    (n, "pending" if tp.to_run else "skipped", None, len(tp.instances))
-                    for n, tp in jp.tasks.items()
-                ],
-                [
-                    (
-                        n,
-                        i.spec.index,
-                        "pending" if i.action == "run" else "skipped",
-                        i.reason,
-                        i.fingerprint,
-                        i.spec.description,
-                    )
-                    for n, tp in jp.tasks.items()
-                    for i in tp.instances
-                ],
-            )
             if output == "json":
                 out.write(
                     json.dumps(

@@ -26,7 +26,7 @@ from runner.manifest.loader import Cluster
 from runner.plan import InstancePlan, JobPlan, TaskPlan, refresh_fingerprints
 from runner.state import State
 
-__all__ = ["Engine", "Outcome"]
+__all__ = ["Engine", "Outcome", "load_executor"]
 
 MAX_BACKOFF = 300.0
 IDLE_WAKE = 0.5  # longest sleep when waiting on timers only
@@ -147,7 +147,7 @@ class Engine:
         self._logs_dir = str(state.logs_dir)
         self._report = reporter
         self._fail_fast = fail_fast
-        self._factory = executor_factory or _load_executor
+        self._factory = executor_factory or load_executor
         self._clusters: dict[str, _ClusterRun] = {}
         self._jobs: list[_JobRun] = []
         self._retry_heap: list[tuple[float, int, _Inst]] = []
@@ -602,7 +602,7 @@ def _secs(s: float) -> str:
     return f"{s:.0f}s" if s >= 10 else f"{s:.1f}s"
 
 
-def _load_executor(cluster: Cluster) -> Executor:
+def load_executor(cluster: Cluster) -> Executor:
     factory: Any = plugins.load("executor", cluster.executor)
     executor: Executor = factory(cluster=cluster)
     return executor

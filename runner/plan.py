@@ -30,6 +30,7 @@ __all__ = [
     "instance_env",
     "make_plan",
     "refresh_fingerprints",
+    "start_run",
 ]
 
 Action = Literal["run", "skip"]
@@ -273,3 +274,31 @@ def make_plan(
             jp.tasks[tname] = tp
         plans.append(jp)
     return plans
+
+
+def start_run(
+    state: State, jp: JobPlan, *, digest: str, files: list[str], git_commit: str | None
+) -> int:
+    """A new run of `jp`'s job with the plan recorded: every task and instance, run or skip,
+    with its reason. Returns the run id."""
+    rid = state.start_run(job=jp.job.name, digest=digest, files=files, git_commit=git_commit)
+    state.record_plan(
+        rid,
+        [
+            (n, "pending" if tp.to_run else "skipped", None, len(tp.instances))
+            for n, tp in jp.tasks.items()
+        ],
+        [
+            (
+                n,
+                i.spec.index,
+                "pending" if i.action == "run" else "skipped",
+                i.reason,
+                i.fingerprint,
+                i.spec.description,
+            )
+            for n, tp in jp.tasks.items()
+            for i in tp.instances
+        ],
+    )
+    return rid

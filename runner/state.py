@@ -344,23 +344,6 @@ class State:
                     (reason, exit_code, run_id, task, idx),
                 )
 
-    def instance_final(
-        self,
-        run_id: int,
-        task: str,
-        idx: int,
-        state: str,
-        reason: str | None,
-        *,
-        job: str,
-        fingerprint: str | None,
-    ) -> None:
-        """An instance ended without (another) attempt: cancelled, upstream failed."""
-        with self.transaction() as db:
-            self._instance_final(
-                db, run_id, task, idx, state, reason, None, time.time(), job, fingerprint, None
-            )
-
     def instances_final(
         self, rows: Sequence[tuple[int, str, int, str, str | None, str, str | None]]
     ) -> None:

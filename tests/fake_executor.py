@@ -25,7 +25,7 @@ from runner.contracts import Cluster, LaunchSpec, Status
 from runner.engine import Engine, Outcome
 from runner.events import Event
 from runner.manifest.loader import load
-from runner.plan import JobPlan, make_plan
+from runner.plan import JobPlan, make_plan, start_run
 from runner.state import State
 
 __all__ = ["Backend", "FakeExecutor", "Harness", "ListReporter", "Script"]
@@ -287,27 +287,8 @@ class Harness:
             work = [jp for jp in plans if jp.to_run]
             self.run_ids = {}
             for jp in work:
-                rid = state.start_run(job=jp.job.name, digest="test", files=[], git_commit=None)
+                rid = start_run(state, jp, digest="test", files=[], git_commit=None)
                 self.run_ids[jp.job.name] = rid
-                state.record_plan(
-                    rid,
-                    [
-                        (n, "pending" if tp.to_run else "skipped", None, len(tp.instances))
-                        for n, tp in jp.tasks.items()
-                    ],
-                    [
-                        (
-                            n,
-                            i.spec.index,
-                            "pending" if i.action == "run" else "skipped",
-                            i.reason,
-                            i.fingerprint,
-                            i.spec.description,
-                        )
-                        for n, tp in jp.tasks.items()
-                        for i in tp.instances
-                    ],
-                )
             self.engine = Engine(
                 state=state,
                 plans=work,
