@@ -603,6 +603,7 @@ def _secs(s: float) -> str:
 
 
 def load_executor(cluster: Cluster) -> Executor:
+    """The executor plugin a cluster names, constructed for that cluster."""
     factory: Any = plugins.load("executor", cluster.executor)
     executor: Executor = factory(cluster=cluster)
     return executor
