@@ -763,3 +763,29 @@ def test_a_required_param_no_task_may_set_is_reported_on_the_app(tmp_path: Path)
     assert r.code == 2
     assert "can never have a value" in r.err
     assert "m.yaml:7:" in r.err
+
+
+def test_valid_tasks_of_an_invalid_job_are_checked_in_the_same_pass(tmp_path: Path) -> None:
+    m = write(
+        tmp_path / "m.yaml",
+        """
+        apiVersion: runner/v1
+        kind: Job
+        metadata: {name: j}
+        spec:
+          tasks:
+            t1: {comand: echo}
+            t2: {command: 'echo $<undeclared>', dependsOn: [t1]}
+            t3: {app: nosuchapp}
+            t5: {command: y, dependsOn: [t6]}
+            t6: {command: z, dependsOn: [t5]}
+        """,
+    )
+    r = cli("validate", str(m))
+    assert r.code == 2
+    assert "unknown key 'comand'" in r.err
+    assert "placeholder '$<undeclared>' is not declared" in r.err
+    assert "unknown app 'nosuchapp'" in r.err
+    assert "dependency cycle: t5 -> t6 -> t5" in r.err
+    assert "unknown task 't1'" not in r.err  # t1 exists, it is only invalid
+    assert "4 errors found" in r.err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import difflib
 import hashlib
+import re
 import types
 import typing
 from collections.abc import Iterable, Sequence
@@ -25,9 +26,12 @@ from runner.manifest.durations import parse_duration
 from runner.manifest.models import (
     API_VERSION,
     DOCUMENT_KINDS,
+    NAME_PATTERN,
     AppDoc,
     ClusterDoc,
     JobDoc,
+    JobSpec,
+    Metadata,
     TaskSpec,
 )
 from runner.manifest.params import ParamError, ParamSpec, coerce, to_text
@@ -418,11 +422,16 @@ def load(paths: Sequence[str], overrides: Sequence[str] = ()) -> Bundle:
     apps: dict[str, tuple[AppDoc, Document]] = {}
     clusters: dict[str, tuple[ClusterDoc, Document]] = {}
     jobs: dict[str, tuple[JobDoc, Document]] = {}
+    # task names as written, valid or not: a dependency on an invalid task is not "unknown"
+    written_tasks: dict[str, set[str]] = {}
     for doc in docs:
         m = check.model(doc)
         if m is None:
             check.broken.add(_kind_and_name(doc))
-            continue
+            m = _salvage_job(doc)
+            if m is None:
+                continue
+            written_tasks[m.metadata.name] = set(doc.data["spec"]["tasks"])
         table: dict[str, Any] = (
             apps if isinstance(m, AppDoc) else clusters if isinstance(m, ClusterDoc) else jobs
         )
@@ -517,7 +526,7 @@ def load(paths: Sequence[str], overrides: Sequence[str] = ()) -> Bundle:
         deps = {name: t.depends_on for name, t in j.spec.tasks.items()}
         for task_name, t in j.spec.tasks.items():
             for i, dep in enumerate(t.depends_on):
-                if dep not in j.spec.tasks:
+                if dep not in j.spec.tasks and dep not in written_tasks.get(job_name, ()):
                     check.at(
                         doc,
                         ["spec", "tasks", task_name, "dependsOn", i],
@@ -640,6 +649,42 @@ def _check_placeholders(
                     or f"declare a parameter '{name}', or write '$$<{name}>' for literal text",
                     offset=offset,
                 )
+
+
+def _salvage_job(doc: Document) -> JobDoc | None:
+    """The valid tasks of a Job document that failed validation, so that their own problems
+    (unknown apps, parameters, placeholders, dependencies, cycles) are reported in the same
+    pass as the document's. The result is only checked, never run: the load fails anyway."""
+    data = doc.data
+    if not isinstance(data, dict) or data.get("kind") != "Job":
+        return None
+    spec, meta = data.get("spec"), data.get("metadata")
+    if not isinstance(spec, dict) or not isinstance(spec.get("tasks"), dict):
+        return None
+    tasks: dict[str, TaskSpec] = {}
+    for name, raw in spec["tasks"].items():
+        if not isinstance(name, str) or not re.match(NAME_PATTERN, name):
+            continue
+        try:
+            tasks[name] = TaskSpec.model_validate(raw)
+        except ValidationError:
+            continue
+    try:
+        metadata = Metadata.model_validate(meta)
+    except ValidationError:
+        metadata = Metadata.model_construct(name=f"<job at {doc.file}:{doc.locate([]).line}>")
+    cluster = spec.get("cluster")
+    job_spec = JobSpec.model_construct(
+        cluster=cluster if isinstance(cluster, str) and re.match(NAME_PATTERN, cluster) else None,
+        env={},
+        tasks=tasks,
+        description=None,
+    )
+    if not tasks:
+        return None
+    return JobDoc.model_construct(
+        api_version=API_VERSION, kind="Job", metadata=metadata, spec=job_spec
+    )
 
 
 def _kind_and_name(doc: Document) -> tuple[str, str]:
