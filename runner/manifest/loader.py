@@ -683,7 +683,7 @@ def _salvage_job(doc: Document) -> JobDoc | None:
     if not tasks:
         return None
     return JobDoc.model_construct(
-        api_version=API_VERSION, kind="Job", metadata=metadata, spec=job_spec
+        api_version="runner/v1", kind="Job", metadata=metadata, spec=job_spec
     )
 
 
