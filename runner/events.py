@@ -45,6 +45,8 @@ class PlainReporter:
 
     def __init__(self, stream: TextIO | None = None) -> None:
         self._out = stream or sys.stdout
+        self._second = -1
+        self._stamp = ""
 
     def emit(self, event: Event) -> None:
         """Write the event as a line."""
@@ -60,7 +62,10 @@ class PlainReporter:
             text += f" ({event.elapsed:.1f}s)"
         if event.message:
             text += f": {event.message}"
-        self._out.write(f"{time.strftime('%H:%M:%S')} {where} {text}\n".replace("  ", " "))
+        now = int(time.time())
+        if now != self._second:  # one strftime per second, not per event
+            self._second, self._stamp = now, time.strftime("%H:%M:%S", time.localtime(now))
+        self._out.write(f"{self._stamp} {where} {text}\n".replace("  ", " "))
 
     def close(self) -> None:
         """Flush."""

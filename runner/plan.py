@@ -191,7 +191,7 @@ def refresh_fingerprints(tp: TaskPlan, tasks: dict[str, TaskPlan]) -> None:
     if not fresh:
         return
     for ip in tp.instances:
-        if ip.action == "run":
+        if ip.action == "run" and any(ip.parts.get(k) != v for k, v in fresh.items()):
             ip.parts.update(fresh)
             ip.fingerprint = _h(ip.parts)
 
