@@ -158,6 +158,8 @@ class Engine:
         self._failed_fast = False  # the cancel came from --fail-fast, not from outside
         self._counts: dict[str, int] = {}
         self._background: set[asyncio.Future[Any]] = set()
+        self._releasable: deque[_TaskRun] = deque()
+        self._releasing = False
         self._build(plans, run_ids)
 
     def _build(self, plans: list[JobPlan], run_ids: dict[str, int]) -> None:
@@ -206,11 +208,6 @@ class Engine:
     async def run(self) -> Outcome:
         """Run to completion (or cancellation) and return how each job ended."""
         try:
-            # roots are collected first: activating a skipped root releases its dependents,
-            # which must not be activated a second time by this loop
-            roots = [tr for jr in self._jobs for tr in jr.tasks.values() if tr.waiting_on == 0]
-            for tr in roots:
-                self._activate(tr)
             await self._loop()
         finally:
             for cr in self._clusters.values():
@@ -238,6 +235,11 @@ class Engine:
         run_ids = [jr.run_id for jr in self._jobs]
         next_flag_check = time.monotonic() + CANCEL_FLAG_CHECK
         self._state.hold()
+        # roots are collected first: activating a skipped root releases its dependents,
+        # which must not be activated a second time by this loop
+        roots = [tr for jr in self._jobs for tr in jr.tasks.values() if tr.waiting_on == 0]
+        for tr in roots:
+            self._activate(tr)
         while True:
             # one transaction per round (outcomes seen after a wake-up, then the launches they
             # allow): one commit each, and everything seen is durable before the next sleep
@@ -528,7 +530,16 @@ class Engine:
         for d in tr.dependents:
             d.waiting_on -= 1
             if d.waiting_on == 0:
-                self._activate(d)
+                self._releasable.append(d)
+        if self._releasing:
+            return
+        # a worklist, not recursion: a chain of thousands of skipped tasks must not overflow
+        self._releasing = True
+        try:
+            while self._releasable:
+                self._activate(self._releasable.popleft())
+        finally:
+            self._releasing = False
 
     def _task_failed(self, tr: _TaskRun) -> None:
         jr = tr.job_run

@@ -646,3 +646,18 @@ t: {command: pwd > here.txt, instances: 2, workdir: "scratch/$<who>-$<instance_i
     bad = write(workdir / "bad.yaml", job("t: {command: pwd, workdir: 'w-$<nope>'}"))
     r = cli("validate", str(bad))
     assert r.code == 2 and "placeholder '$<nope>' is not declared" in r.err
+
+
+def test_a_long_chain_of_up_to_date_tasks_before_a_changed_one(workdir: Path) -> None:
+    n = 1500
+    lines = ["t0: {command: [true]}"] + [
+        f"t{i}: {{command: [true], dependsOn: [t{i - 1}]}}" for i in range(1, n)
+    ]
+    m = write(workdir / "m.yaml", job("\n".join(lines)))
+    assert run(["apply", str(m)], timeout=300).code == 0
+    m.write_text(
+        m.read_text().replace(f"t{n - 1}: {{command: [true]", f"t{n - 1}: {{command: [echo]")
+    )
+    r = run(["apply", str(m)], timeout=300)
+    assert r.code == 0, r.err[-2000:]
+    assert "1 x changed since run 1: command" in r.out
