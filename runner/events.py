@@ -16,7 +16,7 @@ from typing import Any, Protocol, TextIO
 __all__ = ["Event", "JsonReporter", "PlainReporter", "Reporter", "make_reporter"]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)  # not frozen: a frozen dataclass's __init__ costs 2x, twice per instance
 class Event:
     """Something that happened to a run, task or instance."""
 

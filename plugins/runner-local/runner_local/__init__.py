@@ -12,10 +12,12 @@ import contextlib
 import errno
 import itertools
 import os
+import select
 import shutil
 import signal
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from runner.contracts import Cluster, LaunchSpec, Status
 
@@ -89,6 +91,9 @@ class LocalExecutor:
         self._failed_starts = itertools.count()
         self._base_env = dict(os.environ)
         self._which: dict[tuple[str, str], str] = {}
+        self._epoll = select.epoll()
+        self._epoll_watched = False
+        self._watching: dict[int, tuple[Callable[[Any], None], Any]] = {}
         self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
         self._home = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
 
@@ -112,12 +117,31 @@ class LocalExecutor:
         att = _Attempt(handle, pid, os.pidfd_open(pid))
         self._running[handle] = att
         self._logs[handle] = (spec.stdout, spec.stderr)
-        loop = asyncio.get_running_loop()
-        loop.add_reader(att.pidfd, self._reap, att)
+        self._watch_fd(att.pidfd, self._reap, att)
         for fd, path in ((out_r, spec.stdout), (err_r, spec.stderr)):
             os.set_blocking(fd, False)
-            loop.add_reader(fd, self._drain, _Stream(att, fd, path))
+            self._watch_fd(fd, self._drain, _Stream(att, fd, path))
         return handle
+
+    def _watch_fd(self, fd: int, callback: Callable[[Any], None], arg: Any) -> None:
+        """Call `callback(arg)` when `fd` is readable. The executor's own epoll holds every
+        fd and the event loop watches only that one: registering three fds per process with
+        asyncio costs about 0.1 ms, a tenth of the budget per instance."""
+        if not self._epoll_watched:
+            asyncio.get_running_loop().add_reader(self._epoll.fileno(), self._dispatch)
+            self._epoll_watched = True
+        self._epoll.register(fd, select.EPOLLIN)
+        self._watching[fd] = (callback, arg)
+
+    def _unwatch_fd(self, fd: int) -> None:
+        self._epoll.unregister(fd)
+        del self._watching[fd]
+
+    def _dispatch(self) -> None:
+        for fd, _ in self._epoll.poll(0):
+            entry = self._watching.get(fd)
+            if entry is not None:
+                entry[0](entry[1])
 
     def _not_started(self, spec: LaunchSpec, e: Exception) -> str:
         """Report a program that cannot start like a shell would: 127 not found, 126 not
@@ -192,7 +216,7 @@ class LocalExecutor:
     def _close_stream(self, stream: _Stream) -> None:
         if stream.fd < 0:
             return
-        asyncio.get_running_loop().remove_reader(stream.fd)
+        self._unwatch_fd(stream.fd)
         os.close(stream.fd)
         stream.fd = -1
         if stream.file >= 0:
@@ -204,7 +228,7 @@ class LocalExecutor:
 
     def _reap(self, att: _Attempt) -> None:
         loop = asyncio.get_running_loop()
-        loop.remove_reader(att.pidfd)
+        self._unwatch_fd(att.pidfd)
         os.close(att.pidfd)
         _, status = os.waitpid(att.pid, 0)
         code = os.waitstatus_to_exitcode(status)
@@ -293,17 +317,20 @@ class LocalExecutor:
 
     async def close(self) -> None:
         """Kill anything still running (the engine cancels first; this is the safety net)."""
-        loop = asyncio.get_running_loop()
         for att in list(self._running.values()):
             if att.code is None:
                 _killpg(att.pid, signal.SIGKILL)
-                loop.remove_reader(att.pidfd)
+                self._unwatch_fd(att.pidfd)
                 os.close(att.pidfd)
                 with contextlib.suppress(ChildProcessError):
                     os.waitpid(att.pid, 0)
             for stream in list(att.streams):
                 self._close_stream(stream)
         self._running.clear()
+        if self._epoll_watched:
+            asyncio.get_running_loop().remove_reader(self._epoll.fileno())
+            self._epoll_watched = False
+        self._epoll.close()
         for fd in (self._devnull, self._home):
             with contextlib.suppress(OSError):
                 os.close(fd)
