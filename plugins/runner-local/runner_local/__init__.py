@@ -1,8 +1,10 @@
 """The `local` executor: each attempt a real process in its own process group on this machine.
 
-Completion is event-driven: every child gets a pidfd watched by the event loop, so the runner
-wakes exactly when a process exits and never sleeps to poll. Killing an attempt kills its whole
-process group (SIGTERM, then SIGKILL after a grace period), so nothing it started is orphaned.
+Processes are started and reaped by a small spawner process (`spawner.py`), so the runner
+never waits for an exec. Completion is event-driven: the spawner reports each exit over a
+socket the event loop watches, so the runner wakes exactly when a process exits and never
+sleeps to poll. Killing an attempt kills its whole process group (SIGTERM, then SIGKILL after
+a grace period), so nothing it started is orphaned.
 """
 
 from __future__ import annotations
@@ -11,10 +13,14 @@ import asyncio
 import contextlib
 import errno
 import itertools
+import marshal
 import os
 import select
 import shutil
 import signal
+import socket
+import subprocess
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -26,25 +32,27 @@ __all__ = ["LocalExecutor"]
 KILL_GRACE = 3.0
 EOF_GRACE = 2.0  # how long output pipes may stay open after the process group is gone
 _CHUNK = 1 << 16
+_PACKET = 1 << 16  # largest request sent inline; the spawner reads up to this
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 
 
-def _is_attempt(pid: int, key: str) -> bool:
-    """Whether process `pid` is the attempt `key` (job/task/index/attempt), judged by the
-    environment it was started with: a pid alone may have been reused since."""
+def _environ(pid: int) -> set[bytes]:
     try:
         with open(f"/proc/{pid}/environ", "rb") as f:
-            env = set(f.read().split(b"\0"))
+            return set(f.read().split(b"\0"))
     except OSError:
-        return False
+        return set()
+
+
+def _markers(key: str) -> set[bytes]:
+    """The environment entries that tell an attempt's processes apart from any other."""
     job, task, index, attempt = key.split("/")
-    wanted = {
-        f"RUNNER_JOB={job}",
-        f"RUNNER_TASK={task}",
-        f"RUNNER_INSTANCE_ID={index}",
-        f"RUNNER_ATTEMPT={attempt}",
+    return {
+        f"RUNNER_JOB={job}".encode(),
+        f"RUNNER_TASK={task}".encode(),
+        f"RUNNER_INSTANCE_ID={index}".encode(),
+        f"RUNNER_ATTEMPT={attempt}".encode(),
     }
-    return {w.encode() for w in wanted} <= env
 
 
 def _killpg(pgid: int, sig: int) -> None:
@@ -53,12 +61,12 @@ def _killpg(pgid: int, sig: int) -> None:
 
 
 class _Attempt:
-    __slots__ = ("code", "handle", "pid", "pidfd", "streams")
+    __slots__ = ("code", "handle", "pid", "streams", "tag")
 
-    def __init__(self, handle: str, pid: int, pidfd: int) -> None:
+    def __init__(self, handle: str, tag: int) -> None:
         self.handle = handle
-        self.pid = pid
-        self.pidfd = pidfd
+        self.tag = tag
+        self.pid: int | None = None
         self.code: int | None = None
         self.streams: list[_Stream] = []
 
@@ -77,56 +85,176 @@ class _Stream:
 
 
 class LocalExecutor:
-    """Runs attempts as child processes of the runner."""
+    """Runs attempts as processes on this machine, started and reaped by a spawner process
+    (`spawner.py`) so that the runner never waits for an exec."""
 
     capabilities = frozenset({"event-driven", "process-groups"})
 
     def __init__(self, *, cluster: Cluster) -> None:
         self._cluster = cluster
         self._running: dict[str, _Attempt] = {}
-        self._exited: dict[str, int] = {}
+        self._by_tag: dict[int, _Attempt] = {}
+        self._exited: dict[str, Status] = {}
         self._stopping: set[str] = set()
         self._logs: dict[str, tuple[Path, Path]] = {}
         self._waiter: asyncio.Future[None] | None = None
-        self._failed_starts = itertools.count()
+        self._tags = itertools.count()
         self._base_env = dict(os.environ)
         self._which: dict[tuple[str, str], str] = {}
         self._epoll = select.epoll()
         self._epoll_watched = False
         self._watching: dict[int, tuple[Callable[[Any], None], Any]] = {}
-        self._devnull = os.open(os.devnull, os.O_RDONLY | os.O_CLOEXEC)
-        self._home = os.open(".", os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self._spawner: subprocess.Popen[bytes] | None = None
+        self._sock: socket.socket | None = None
+        self._handle_prefix = f"{os.getpid()}."
 
     async def submit(self, *, spec: LaunchSpec) -> str:
-        """Start the process; its pidfd and output pipes wake the event loop."""
-        env = {**self._base_env, **spec.env}
+        """Ask the spawner to start the process; its exit and output wake the event loop."""
+        sock = self._sock or self._start_spawner()
+        tag = next(self._tags)
+        # the handle is stored in the state; the key lets a later runner find the attempt's
+        # processes by their environment should this runner die
+        handle = f"{self._handle_prefix}{tag}:{spec.key}"
+        workdir = str(spec.workdir)
+        env = {k: v for k, v in spec.env.items() if self._base_env.get(k) != v}
+        try:
+            request = marshal.dumps(
+                ("spawn", tag, self._program(spec.argv, env), list(spec.argv), env, workdir)
+            )
+        except ValueError as e:  # not strings: nothing a process could be started with
+            return self._not_started(handle, spec, f"runner: cannot start {spec.argv!r}: {e}")
         out_r, out_w = os.pipe2(os.O_CLOEXEC)
         err_r, err_w = os.pipe2(os.O_CLOEXEC)
         try:
-            pid = self._spawn(spec.argv, env, spec.workdir, out_w, err_w)
-        except (OSError, ValueError, IndexError) as e:
+            self._send(sock, request, [out_w, err_w])
+        except OSError as e:
             os.close(out_r)
             os.close(err_r)
-            return self._not_started(spec, e)
+            return self._not_started(handle, spec, f"runner: the local spawner failed: {e}")
         finally:
             os.close(out_w)
             os.close(err_w)
-        # the handle is stored by the engine; pid plus key lets a later runner tell this
-        # process apart from an unrelated one that reused the pid
-        handle = f"{pid}:{spec.key}"
-        att = _Attempt(handle, pid, os.pidfd_open(pid))
+        att = _Attempt(handle, tag)
         self._running[handle] = att
+        self._by_tag[tag] = att
         self._logs[handle] = (spec.stdout, spec.stderr)
-        self._watch_fd(att.pidfd, self._reap, att)
         for fd, path in ((out_r, spec.stdout), (err_r, spec.stderr)):
             os.set_blocking(fd, False)
             self._watch_fd(fd, self._drain, _Stream(att, fd, path))
         return handle
 
+    def _program(self, argv: Sequence[str], env: dict[str, str]) -> str:
+        """The program to run, searched in the task's PATH once per program, not once per
+        process."""
+        program = argv[0] if argv else ""
+        if program and "/" not in program:
+            path = env.get("PATH", self._base_env.get("PATH", os.defpath))
+            found = self._which.get((program, path))
+            if found is None:
+                found = self._which[(program, path)] = shutil.which(program, path=path) or ""
+            program = found or program
+        return program
+
+    def _start_spawner(self) -> socket.socket:
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        mine.set_inheritable(False)
+        self._spawner = subprocess.Popen(
+            [
+                sys.executable,
+                "-I",
+                "-S",
+                str(Path(__file__).with_name("spawner.py")),
+                str(theirs.fileno()),
+            ],
+            pass_fds=[theirs.fileno()],
+            env=self._base_env,
+            stdin=subprocess.DEVNULL,
+            # its own session: a Ctrl-C at the terminal is the runner's to handle, not its
+            start_new_session=True,
+        )
+        theirs.close()
+        self._sock = mine
+        self._watch_fd(mine.fileno(), self._receive, mine)
+        return mine
+
+    @staticmethod
+    def _send(sock: socket.socket, data: bytes, fds: list[int]) -> None:
+        if len(data) <= _PACKET:
+            socket.send_fds(sock, [data], fds)
+            return
+        # too big for one packet (a huge command line): hand over a memfd holding it
+        memfd = os.memfd_create("runner-spawn", os.MFD_CLOEXEC)
+        try:
+            view = memoryview(data)
+            while view:
+                view = view[os.write(memfd, view) :]
+            os.lseek(memfd, 0, os.SEEK_SET)
+            socket.send_fds(sock, [b"@"], [*fds, memfd])
+        finally:
+            os.close(memfd)
+
+    def _receive(self, sock: socket.socket) -> None:
+        """What the spawner reports: attempts started, failed to start, exited."""
+        while True:
+            try:
+                data = sock.recv(_PACKET, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                return
+            except ConnectionResetError:
+                data = b""
+            if not data:
+                self._spawner_gone()
+                return
+            msg = marshal.loads(data)
+            att = self._by_tag.get(msg[1])
+            if att is None:
+                continue
+            if msg[0] == "started":
+                att.pid = msg[2]
+            elif msg[0] == "exited":
+                code = os.waitstatus_to_exitcode(msg[2])
+                self._exit(att, 128 - code if code < 0 else code)
+            elif msg[0] == "failed":
+                _, _, err, reason, name = msg
+                # like a shell: 126 not executable, 127 not found
+                code = 126 if err in (errno.EACCES, errno.ENOEXEC) else 127
+                what = name
+                self._write_stderr(att.handle, f"runner: cannot start {what!r}: {reason}\n")
+                self._exit(att, code)
+
+    def _exit(self, att: _Attempt, code: int) -> None:
+        att.code = code
+        del self._by_tag[att.tag]
+        if att.streams:
+            # a process outside the group may still hold the pipes: stop waiting after a while
+            asyncio.get_running_loop().call_later(EOF_GRACE, self._abandon_streams, att)
+        self._maybe_done(att)
+
+    def _spawner_gone(self) -> None:
+        """The spawner died (it never should): what it ran is orphaned, so kill it, and
+        report those attempts lost; the next submit starts a new spawner."""
+        if self._sock is not None:
+            self._unwatch_fd(self._sock.fileno())
+            self._sock.close()
+            self._sock = None
+        if self._spawner is not None:
+            self._spawner.wait()
+            self._spawner = None
+        for att in list(self._by_tag.values()):
+            if att.pid is not None:
+                _killpg(att.pid, signal.SIGKILL)
+            del self._by_tag[att.tag]
+            for stream in list(att.streams):
+                self._close_stream(stream, done=False)
+            self._running.pop(att.handle, None)
+            self._stopping.discard(att.handle)
+            self._exited[att.handle] = Status("lost", message="the local spawner process died")
+        self._wake()
+
     def _watch_fd(self, fd: int, callback: Callable[[Any], None], arg: Any) -> None:
         """Call `callback(arg)` when `fd` is readable. The executor's own epoll holds every
-        fd and the event loop watches only that one: registering three fds per process with
-        asyncio costs about 0.1 ms, a tenth of the budget per instance."""
+        fd and the event loop watches only that one: registering fds one by one with
+        asyncio costs about 0.1 ms per process, a tenth of the budget per instance."""
         if not self._epoll_watched:
             asyncio.get_running_loop().add_reader(self._epoll.fileno(), self._dispatch)
             self._epoll_watched = True
@@ -143,55 +271,19 @@ class LocalExecutor:
             if entry is not None:
                 entry[0](entry[1])
 
-    def _not_started(self, spec: LaunchSpec, e: Exception) -> str:
-        """Report a program that cannot start like a shell would: 127 not found, 126 not
-        executable, with the reason in the attempt's stderr."""
-        handle = f"failed:{os.getpid()}:{next(self._failed_starts)}"
-        code = 126 if getattr(e, "errno", None) in (errno.EACCES, errno.ENOEXEC) else 127
-        if isinstance(e, OSError):
-            name = getattr(e, "filename", None)
-            what = spec.argv[0] if name in (None, spec.argv[0]) else name
-            text = f"runner: cannot start {what!r}: {e.strerror}\n"
-        else:
-            text = f"runner: cannot start {spec.argv!r}: the command is empty or invalid\n"
-        fd = os.open(spec.stderr, _LOG_FLAGS, 0o644)
+    def _write_stderr(self, handle: str, text: str) -> None:
+        fd = os.open(self._logs[handle][1], _LOG_FLAGS, 0o644)
         try:
             os.write(fd, text.encode())
         finally:
             os.close(fd)
-        self._exited[handle] = code
+
+    def _not_started(self, handle: str, spec: LaunchSpec, text: str) -> str:
         self._logs[handle] = (spec.stdout, spec.stderr)
+        self._write_stderr(handle, text + "\n")
+        self._exited[handle] = Status("exited", 127)
         self._wake()
         return handle
-
-    def _spawn(
-        self, argv: list[str], env: dict[str, str], workdir: Path, out: int, err: int
-    ) -> int:
-        """posix_spawn in a new session with stdin from /dev/null.
-
-        Not subprocess.Popen: posix_spawn encodes the environment in C and costs about a tenth
-        of a millisecond less per process, which is most of the runner's budget per instance.
-        It has no working-directory argument, so the runner's own directory is switched around
-        the call (nothing else runs in between: the event loop is single-threaded).
-        """
-        program = argv[0] if argv else ""
-        if program and "/" not in program:
-            # search the task's PATH once per program, not once per process
-            path = env.get("PATH", os.defpath)
-            found = self._which.get((program, path))
-            if found is None:
-                found = self._which[(program, path)] = shutil.which(program, path=path) or ""
-            program = found or program
-        actions = [
-            (os.POSIX_SPAWN_DUP2, self._devnull, 0),
-            (os.POSIX_SPAWN_DUP2, out, 1),
-            (os.POSIX_SPAWN_DUP2, err, 2),
-        ]
-        os.chdir(workdir)
-        try:
-            return os.posix_spawnp(program, argv, env, file_actions=actions, setsid=True)
-        finally:
-            os.fchdir(self._home)
 
     def _wake(self) -> None:
         if self._waiter is not None and not self._waiter.done():
@@ -213,7 +305,7 @@ class LocalExecutor:
             return
         self._close_stream(stream)
 
-    def _close_stream(self, stream: _Stream) -> None:
+    def _close_stream(self, stream: _Stream, *, done: bool = True) -> None:
         if stream.fd < 0:
             return
         self._unwatch_fd(stream.fd)
@@ -224,21 +316,8 @@ class LocalExecutor:
         stream.file = -1
         att = stream.attempt
         att.streams.remove(stream)
-        self._maybe_done(att)
-
-    def _reap(self, att: _Attempt) -> None:
-        loop = asyncio.get_running_loop()
-        self._unwatch_fd(att.pidfd)
-        os.close(att.pidfd)
-        _, status = os.waitpid(att.pid, 0)
-        code = os.waitstatus_to_exitcode(status)
-        # whatever the command left running in its group goes with it
-        _killpg(att.pid, signal.SIGKILL)
-        att.code = 128 - code if code < 0 else code
-        if att.streams:
-            # a process outside the group may still hold the pipes: stop waiting after a while
-            loop.call_later(EOF_GRACE, self._abandon_streams, att)
-        self._maybe_done(att)
+        if done:
+            self._maybe_done(att)
 
     def _abandon_streams(self, att: _Attempt) -> None:
         for stream in list(att.streams):
@@ -251,15 +330,15 @@ class LocalExecutor:
             return
         del self._running[att.handle]
         self._stopping.discard(att.handle)
-        self._exited[att.handle] = att.code
+        self._exited[att.handle] = Status("exited", att.code)
         self._wake()
 
     async def poll(self, *, handles: Sequence[str]) -> dict[str, Status]:
-        """Exited or running, from what the pidfds told us; no system call per handle."""
+        """Exited or running, from what the spawner told us; no system call per handle."""
         out: dict[str, Status] = {}
         for h in handles:
             if h in self._exited:
-                out[h] = Status("exited", self._exited.pop(h))
+                out[h] = self._exited.pop(h)
             elif h in self._running:
                 out[h] = Status("running")
             else:
@@ -267,7 +346,7 @@ class LocalExecutor:
         return out
 
     async def wait(self, *, timeout: float) -> None:
-        """Sleep until a child exits (or `timeout`); at once if one already has."""
+        """Sleep until an attempt ends (or `timeout`); at once if one already has."""
         if self._exited:
             return
         loop = asyncio.get_running_loop()
@@ -279,58 +358,78 @@ class LocalExecutor:
             timer.cancel()
             self._waiter = None
 
+    def _signal(self, att: _Attempt, sig: int) -> None:
+        if self._sock is not None and att.code is None:
+            with contextlib.suppress(OSError):
+                self._sock.send(marshal.dumps(("kill", att.tag, int(sig))))
+
     async def cancel(self, *, handles: Sequence[str]) -> None:
         """SIGTERM to each attempt's process group, SIGKILL after a grace period (at once
         when the attempt was already asked to stop)."""
         loop = asyncio.get_running_loop()
         for h in handles:
-            entry = self._running.get(h)
-            if entry is None:
+            att = self._running.get(h)
+            if att is None:
                 continue
-            pgid = entry.pid
             if h in self._stopping:
-                _killpg(pgid, signal.SIGKILL)
+                self._signal(att, signal.SIGKILL)
                 continue
             self._stopping.add(h)
-            _killpg(pgid, signal.SIGTERM)
+            self._signal(att, signal.SIGTERM)
             loop.call_later(KILL_GRACE, self._kill_hard, h)
 
     def _kill_hard(self, handle: str) -> None:
-        entry = self._running.get(handle)
-        if entry is not None:
-            _killpg(entry.pid, signal.SIGKILL)
+        att = self._running.get(handle)
+        if att is not None:
+            self._signal(att, signal.SIGKILL)
 
     def logs(self, *, handle: str) -> tuple[Path, Path] | None:
         """The files the attempt's stdout and stderr were written to."""
         return self._logs.get(handle)
 
     def reclaim(self, *, handle: str) -> bool:
-        """Kill the process group of an attempt whose runner died, if it still runs."""
-        pid_text, _, key = handle.partition(":")
-        if not pid_text.isdigit() or key.count("/") != 3:
+        """Kill what is left of an attempt whose runner died: every process started with the
+        attempt's environment (its own and its children's process groups), found in /proc.
+        A pid alone would not do: it may have been reused since."""
+        key = handle.partition(":")[2]
+        if key.count("/") != 3:
             return False
-        pid = int(pid_text)
-        if not _is_attempt(pid, key):
-            return False  # gone, or the pid now belongs to someone else
-        _killpg(pid, signal.SIGKILL)
-        return True
+        wanted = _markers(key)
+        mine = os.getpgrp()
+        groups = set()
+        for name in os.listdir("/proc"):
+            if name.isdigit() and wanted <= _environ(int(name)):
+                with contextlib.suppress(ProcessLookupError):
+                    groups.add(os.getpgid(int(name)))
+        groups.discard(mine)
+        for pgid in groups:
+            _killpg(pgid, signal.SIGKILL)
+        return bool(groups)
 
     async def close(self) -> None:
-        """Kill anything still running (the engine cancels first; this is the safety net)."""
+        """Kill anything still running (the engine cancels first; this is the safety net)
+        and stop the spawner once it has reaped everything."""
+        for att in list(self._by_tag.values()):
+            self._signal(att, signal.SIGKILL)
+        if self._sock is not None:
+            with contextlib.suppress(OSError):
+                self._sock.send(marshal.dumps(("quit",)))
+            self._unwatch_fd(self._sock.fileno())
+            if self._spawner is not None:
+                try:  # what it still ran was just killed: this takes milliseconds
+                    self._spawner.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    self._spawner.kill()
+                    self._spawner.wait()
+            self._sock.close()
+            self._sock = None
+            self._spawner = None
         for att in list(self._running.values()):
-            if att.code is None:
-                _killpg(att.pid, signal.SIGKILL)
-                self._unwatch_fd(att.pidfd)
-                os.close(att.pidfd)
-                with contextlib.suppress(ChildProcessError):
-                    os.waitpid(att.pid, 0)
             for stream in list(att.streams):
-                self._close_stream(stream)
+                self._close_stream(stream, done=False)
         self._running.clear()
+        self._by_tag.clear()
         if self._epoll_watched:
             asyncio.get_running_loop().remove_reader(self._epoll.fileno())
             self._epoll_watched = False
         self._epoll.close()
-        for fd in (self._devnull, self._home):
-            with contextlib.suppress(OSError):
-                os.close(fd)
