@@ -347,7 +347,7 @@ def _follow(state: Any, run: int, task: str, idx: int, only: int | None, stream:
         rows = [i for i in state.instances(run, task) if i["idx"] == idx]
         if r is None or not rows:
             raise UserError(f"run {run} has no instance {task}/{idx}")
-        settled = rows[0]["state"] not in ("pending", "running", "retrying")
+        settled = rows[0]["state"] not in ("pending", "queued", "running", "retrying")
         attempts = [a for a in state.attempts(run, task, idx) if only in (None, a["attempt"])]
         for a in attempts:
             for _, path in _streams(a, stream):

@@ -59,6 +59,7 @@ class _Inst:
         "index",
         "logs",
         "plan",
+        "queued",
         "started",
         "stopped_by",
         "task",
@@ -73,6 +74,7 @@ class _Inst:
         self.handle: str | None = None
         self.deadline: float | None = None
         self.started = 0.0
+        self.queued = False  # submitted, waiting in the executor for a slot
         self.stopped_by: str | None = None  # "timeout" or "cancel" while running
         self.done = False
 
@@ -119,13 +121,16 @@ class _JobRun:
 
 
 class _ClusterRun:
-    __slots__ = ("executor", "executor_name", "name", "ready", "running", "slots")
+    __slots__ = ("executor", "executor_name", "limit", "name", "ready", "running", "slots")
 
     def __init__(self, cluster: Cluster, executor: Executor) -> None:
         self.name = cluster.name
         self.executor_name = cluster.executor
         self.executor = executor
         self.slots = cluster.slots or os.cpu_count() or 1
+        # an executor that queues attempts itself is given some ahead of time, so that a
+        # freed slot is refilled without waiting for a round of the engine
+        self.limit = self.slots + max(0, int(getattr(executor, "prefetch", 0)))
         self.ready: deque[_Inst] = deque()
         self.running: dict[str, _Inst] = {}
 
@@ -248,7 +253,7 @@ class Engine:
                     self._drop_waiting()
             else:
                 for cr in clusters:
-                    while cr.ready and len(cr.running) < cr.slots and not self._cancelling:
+                    while cr.ready and len(cr.running) < cr.limit and not self._cancelling:
                         await self._launch(cr, cr.ready.popleft())
             busy = [cr for cr in clusters if cr.running]
             if not busy and not self._retry_heap and not any(cr.ready for cr in clusters):
@@ -281,6 +286,10 @@ class Engine:
             for cr in busy:
                 statuses = await cr.executor.poll(handles=list(cr.running))
                 for handle, st in statuses.items():
+                    if st.state == "queued":
+                        continue
+                    if cr.running[handle].queued:
+                        self._started(cr.running[handle])
                     if st.state in ("exited", "lost"):
                         inst = cr.running.pop(handle)
                         ended.append(
@@ -289,6 +298,12 @@ class Engine:
             # every exit seen in this round leaves `running` before any is handled: a failure
             # that triggers --fail-fast must not cancel (and record as cancelled) an attempt
             # whose success was seen in the same poll
+            if ended and not self._fail_fast and not self._cancelling:
+                # the freed slots are filled before the ended attempts are recorded: the
+                # bookkeeping then overlaps the new processes instead of delaying them
+                for cr in busy:
+                    while cr.ready and len(cr.running) < cr.limit and not self._cancelling:
+                        await self._launch(cr, cr.ready.popleft())
             for inst, code, message in ended:
                 self._finished(inst, code, message)
             self._fire_timers()
@@ -350,6 +365,8 @@ class Engine:
             # the cancel arrived while we awaited the executor: this attempt goes too
             inst.stopped_by = "cancel"
             self._spawn(cr.executor.cancel(handles=[handle]))
+        # the handle is recorded at once, so that a later runner can reclaim the attempt
+        inst.queued = cr.limit > cr.slots
         self._state.attempt_started(
             jr.run_id,
             tr.name,
@@ -360,7 +377,25 @@ class Engine:
             stdout=str(stdout),
             stderr=str(stderr),
             started_at=inst.started,
+            queued=inst.queued,
         )
+        if not inst.queued:
+            self._began(inst)
+
+    def _started(self, inst: _Inst) -> None:
+        """A queued attempt got its slot: its clock (and timeout) starts now."""
+        inst.queued = False
+        inst.started = time.time()
+        tr = inst.task
+        self._state.attempt_began(
+            tr.job_run.run_id, tr.name, inst.index, inst.attempt, started_at=inst.started
+        )
+        self._began(inst)
+
+    def _began(self, inst: _Inst) -> None:
+        tr = inst.task
+        task = tr.plan.task
+        jr = tr.job_run
         if task.timeout is not None:
             inst.deadline = time.monotonic() + task.timeout
             heapq.heappush(self._deadline_heap, (inst.deadline, next(self._seq), inst))

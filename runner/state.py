@@ -285,19 +285,37 @@ class State:
         stdout: str,
         stderr: str,
         started_at: float,
+        queued: bool = False,
     ) -> None:
-        """An attempt was submitted; its handle is stored before anything else happens."""
+        """An attempt was submitted; its handle is stored before anything else happens.
+        `queued`: the executor holds it until a slot frees (then `attempt_began`)."""
+        state = "queued" if queued else "running"
         with self.transaction() as db:
             db.execute(
                 "INSERT OR REPLACE INTO attempts (run_id, task, idx, attempt, state, executor,"
                 " handle, started_at, stdout, stderr)"
-                " VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)",
-                (run_id, task, idx, attempt, executor, handle, started_at, stdout, stderr),
+                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (run_id, task, idx, attempt, state, executor, handle, started_at, stdout, stderr),
             )
             db.execute(
-                "UPDATE instances SET state = 'running', attempts = ?,"
+                "UPDATE instances SET state = ?, attempts = ?,"
                 " started_at = COALESCE(started_at, ?) WHERE run_id = ? AND task = ? AND idx = ?",
-                (attempt, started_at, run_id, task, idx),
+                (state, attempt, started_at, run_id, task, idx),
+            )
+
+    def attempt_began(
+        self, run_id: int, task: str, idx: int, attempt: int, *, started_at: float
+    ) -> None:
+        """A queued attempt started running."""
+        with self.transaction() as db:
+            db.execute(
+                "UPDATE attempts SET state = 'running', started_at = ?"
+                " WHERE run_id = ? AND task = ? AND idx = ? AND attempt = ?",
+                (started_at, run_id, task, idx, attempt),
+            )
+            db.execute(
+                "UPDATE instances SET state = 'running' WHERE run_id = ? AND task = ? AND idx = ?",
+                (run_id, task, idx),
             )
 
     def attempt_finished(
@@ -427,10 +445,10 @@ class State:
         )
 
     def running_attempts(self, run_id: int) -> list[dict[str, Any]]:
-        """Attempts of a run still marked running."""
+        """Attempts of a run still marked running (or queued in their executor)."""
         return self._dicts(
             "SELECT task, idx, attempt, executor, handle FROM attempts"
-            " WHERE run_id = ? AND state = 'running'",
+            " WHERE run_id = ? AND state IN ('queued', 'running')",
             (run_id,),
         )
 
@@ -440,12 +458,12 @@ class State:
         with self.transaction() as db:
             db.execute(
                 "UPDATE attempts SET state = 'lost', reason = ?, ended_at = ?"
-                " WHERE run_id = ? AND state = 'running'",
+                " WHERE run_id = ? AND state IN ('queued', 'running')",
                 (reason, now, run_id),
             )
             rows = db.execute(
                 "SELECT task, idx FROM instances WHERE run_id = ?"
-                " AND state IN ('pending', 'running', 'retrying')",
+                " AND state IN ('pending', 'queued', 'running', 'retrying')",
                 (run_id,),
             ).fetchall()
             for task, idx in rows:

@@ -661,3 +661,31 @@ def test_a_long_chain_of_up_to_date_tasks_before_a_changed_one(workdir: Path) ->
     r = run(["apply", str(m)], timeout=300)
     assert r.code == 0, r.err[-2000:]
     assert "1 x changed since run 1: command" in r.out
+
+
+def test_waiting_for_a_slot_is_not_running(workdir: Path) -> None:
+    """The local executor takes attempts ahead of its slots; one that waits for a slot is
+    shown as queued, not running, and its timeout counts only from when it really starts."""
+    marker = f"55{uuid.uuid4().int % 10**6}"
+    m = write(
+        workdir / "m.yaml",
+        CLUSTER.replace("slots: 2", "slots: 1")
+        + "apiVersion: runner/v1\nkind: Job\nmetadata: {name: j}\n"
+        + "spec:\n  cluster: here\n  tasks:\n"
+        + "    w:\n      instances: 3\n      timeout: 2.5s\n"
+        # 1.5000<marker><index> seconds: about 1.5 s, and findable with pgrep
+        + f"      command: sleep 1.5000{marker}$<instance_id>\n",
+    )
+    p = start_apply(m)
+    wait_for(lambda: marker_alive(f"1.5000{marker}0"))
+    time.sleep(0.3)
+    shown = status_json(workdir)
+    states = sorted(i["state"] for i in shown["instances"])
+    assert states == ["pending", "queued", "running"], states
+    out, err = p.communicate(timeout=30)
+    assert p.returncode == 0, out + err
+    # three 1.5 s attempts one after another: had the queued ones' clocks started when
+    # they were handed over, those would have passed their 2.5 s timeout
+    shown = status_json(workdir)
+    assert sorted(i["state"] for i in shown["instances"]) == ["succeeded"] * 3
+    assert "timed out" not in out

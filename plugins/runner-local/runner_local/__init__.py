@@ -61,6 +61,7 @@ def _killpg(pgid: int, sig: int) -> None:
 
 
 class _Attempt:
+    # pid: None while the attempt waits in the spawner's queue
     __slots__ = ("code", "handle", "pid", "streams", "tag")
 
     def __init__(self, handle: str, tag: int) -> None:
@@ -107,6 +108,10 @@ class LocalExecutor:
         self._spawner: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
         self._handle_prefix = f"{os.getpid()}."
+        self._slots = cluster.slots or os.cpu_count() or 1
+        # the engine may hand over this many attempts beyond the slots: the spawner starts
+        # each as soon as a slot frees, so a slot never waits for a round of the engine
+        self.prefetch = self._slots
 
     async def submit(self, *, spec: LaunchSpec) -> str:
         """Ask the spawner to start the process; its exit and output wake the event loop."""
@@ -165,6 +170,7 @@ class LocalExecutor:
                 "-S",
                 str(Path(__file__).with_name("spawner.py")),
                 str(theirs.fileno()),
+                str(self._slots),
             ],
             pass_fds=[theirs.fileno()],
             env=self._base_env,
@@ -211,6 +217,7 @@ class LocalExecutor:
                 continue
             if msg[0] == "started":
                 att.pid = msg[2]
+                self._wake()
             elif msg[0] == "exited":
                 code = os.waitstatus_to_exitcode(msg[2])
                 self._exit(att, 128 - code if code < 0 else code)
@@ -340,7 +347,7 @@ class LocalExecutor:
             if h in self._exited:
                 out[h] = self._exited.pop(h)
             elif h in self._running:
-                out[h] = Status("running")
+                out[h] = Status("queued" if self._running[h].pid is None else "running")
             else:
                 out[h] = Status("lost", message="not started by this runner")
         return out

@@ -1,30 +1,36 @@
 """The local executor's spawner: a small process that starts and reaps attempts for the runner.
 
-Run as `python -I -S spawner.py FD`, where FD is one end of a SOCK_SEQPACKET socket pair whose
-other end the runner keeps. Why a separate process: `posix_spawn` suspends its caller until
-the child has exec'd, and that wait grows with the caller's size (the runner, with pydantic
-and its state loaded, waits ~0.4 ms per process on a 2-core VM against ~0.13 ms here). Here
-the wait costs the runner nothing: it sends a request and goes on.
+Run as `python -I -S spawner.py FD SLOTS`, where FD is one end of a SOCK_SEQPACKET socket
+pair whose other end the runner keeps. At most SLOTS attempts run at once; the runner sends a
+few more than that ahead of time, and the spawner starts the next one the moment an attempt
+exits, without waiting for the runner to notice.
+
+Why a separate process: `posix_spawn` suspends its caller until the child has exec'd, and
+in the runner (pydantic and its state loaded) that wait was ~0.45 ms per process on a 2-core
+VM against ~0.15 ms in a small process. Here it costs the runner nothing, and a slot is
+refilled by the spawner alone: the runner's bookkeeping is off that path.
 
 Messages are `marshal`ed tuples (both ends are the same Python). Runner -> spawner:
 
     ("spawn", tag, program, argv, env, workdir)   with SCM_RIGHTS [stdout_w, stderr_w]
                                                  (a third fd, a memfd, carries the tuple
                                                  itself when it is too big for one packet)
-    ("kill", tag, signal)                         to the attempt's process group, if it runs
+    ("kill", tag, signal)                         to the attempt's process group, if it runs;
+                                                 a queued attempt is dropped and reported as
+                                                 exited by that signal
     ("quit",)                                     wait for every child, then exit
 
 Spawner -> runner:
 
-    ("started", tag, pid)
+    ("started", tag, pid)                         it got a slot and runs
     ("failed", tag, errno, strerror, filename)    the program could not be started
     ("exited", tag, wait_status)                  the attempt's leader exited; the rest of
                                                  its process group has been killed
 
 `env` holds only what differs from the spawner's own environment (the runner's). When the
-runner disappears (EOF without "quit", e.g. after `kill -9`), the spawner exits and leaves the
-attempts running, as they would be had the runner started them itself; the next `runner
-apply` finds them by their environment and kills them.
+runner disappears (EOF without "quit", e.g. after `kill -9`), the spawner exits, drops what
+is queued and leaves the running attempts running, as they would be had the runner started
+them itself; the next `runner apply` finds them by their environment and kills them.
 
 This file imports only the standard library and must stay that way: it starts with `-S`.
 """
@@ -47,8 +53,10 @@ DEFAULT_SIGNALS = (signal.SIGPIPE, signal.SIGXFSZ)
 
 
 class Spawner:
-    def __init__(self, sock: socket.socket) -> None:
+    def __init__(self, sock: socket.socket, slots: int) -> None:
         self.sock = sock
+        self.slots = slots
+        self.queue: deque[tuple] = deque()  # type: ignore[type-arg]  # spawn requests
         self.sock.setblocking(False)
         self.sock.set_inheritable(False)  # an attempt must not hold the runner's line
         self.env = dict(os.environ)
@@ -78,8 +86,9 @@ class Spawner:
                     readable = events & (select.EPOLLIN | select.EPOLLHUP | select.EPOLLERR)
                     if readable and not self.receive():
                         return  # the runner is gone
+            self.start_queued()
+            self.flush()
             if self.quitting and not self.pids:
-                self.flush()
                 return
 
     def receive(self) -> bool:
@@ -105,16 +114,39 @@ class Spawner:
     def handle(self, msg: tuple, fds: list[int]) -> None:  # type: ignore[type-arg]
         op = msg[0]
         if op == "spawn":
-            _, tag, program, argv, env, workdir = msg
-            self.spawn(tag, program, argv, env, workdir, fds)
+            self.queue.append((*msg[1:], fds[:2]))
+            del fds[:2]  # the queue owns them now
         elif op == "kill":
             _, tag, sig = msg
             pid = self.pids.get(tag)
             if pid is not None:
                 with contextlib.suppress(ProcessLookupError, PermissionError):
                     os.killpg(pid, sig)
+                return
+            for req in self.queue:
+                if req[0] == tag:
+                    self.queue.remove(req)
+                    self.drop(req)
+                    self.send(("exited", tag, sig))  # a wait status: killed by `sig`
+                    break
         elif op == "quit":
             self.quitting = True
+            while self.queue:
+                self.drop(self.queue.popleft())
+
+    @staticmethod
+    def drop(req: tuple) -> None:  # type: ignore[type-arg]
+        for fd in req[-1]:
+            os.close(fd)
+
+    def start_queued(self) -> None:
+        while self.queue and len(self.pids) < self.slots:
+            tag, program, argv, env, workdir, fds = self.queue.popleft()
+            try:
+                self.spawn(tag, program, argv, env, workdir, fds)
+            finally:
+                for fd in fds:
+                    os.close(fd)
 
     def spawn(
         self,
@@ -175,8 +207,9 @@ class Spawner:
             self.send(("exited", tag, status))
 
     def send(self, msg: tuple) -> None:  # type: ignore[type-arg]
+        """Queue a message; the main loop sends after starting what it can (an exit and the
+        start it allowed then reach the runner together)."""
         self.outbox.append(marshal.dumps(msg))
-        self.flush()
 
     def flush(self) -> None:
         """Send what is queued; never block (the runner may be busy sending to us)."""
@@ -195,7 +228,7 @@ class Spawner:
 
 def main() -> None:
     sock = socket.socket(fileno=int(sys.argv[1]))
-    Spawner(sock).run()
+    Spawner(sock, max(1, int(sys.argv[2]))).run()
 
 
 if __name__ == "__main__":

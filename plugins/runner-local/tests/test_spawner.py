@@ -37,7 +37,7 @@ async def until_done(ex: LocalExecutor, handle: str) -> Status:
     while True:
         await ex.wait(timeout=0.5)
         st = (await ex.poll(handles=[handle]))[handle]
-        if st.state != "running":
+        if st.state not in ("queued", "running"):
             return st
 
 
@@ -140,3 +140,30 @@ def test_a_command_line_too_big_for_one_packet(tmp_path: Path) -> None:
 
     assert asyncio.run(main()) == Status("exited", 0)
     assert (tmp_path / "big.out").read_text().strip() == "300000"
+
+
+def test_a_queued_attempt_waits_for_a_slot_and_can_be_cancelled_unstarted(
+    tmp_path: Path,
+) -> None:
+    marker = f"76{uuid.uuid4().int % 10**6}.5"
+
+    async def main() -> tuple[Status, Status, Status, Status]:
+        ex = LocalExecutor(cluster=Cluster("t", "local", 1, None, {}))
+        try:
+            first = await ex.submit(spec=spec(tmp_path, "first", f"sleep {marker}"))
+            second = await ex.submit(spec=spec(tmp_path, "second", "touch second-ran"))
+            while (await ex.poll(handles=[first]))[first].state != "running":
+                await ex.wait(timeout=0.5)
+            waiting = (await ex.poll(handles=[second]))[second]
+            await ex.cancel(handles=[second])
+            cancelled = await until_done(ex, second)
+            await ex.cancel(handles=[first])
+            return waiting, cancelled, await until_done(ex, first), Status("exited", 0)
+        finally:
+            await ex.close()
+
+    waiting, cancelled, first, _ = asyncio.run(main())
+    assert waiting.state == "queued"  # one slot, taken
+    assert cancelled == Status("exited", 128 + signal.SIGTERM)
+    assert not (tmp_path / "second-ran").exists()
+    assert first == Status("exited", 128 + signal.SIGTERM)
