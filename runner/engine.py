@@ -288,9 +288,9 @@ class Engine:
                 for handle, st in statuses.items():
                     if st.state == "queued":
                         continue
-                    if cr.running[handle].queued:
+                    if st.state == "running" and cr.running[handle].queued:
                         self._started(cr.running[handle])
-                    if st.state in ("exited", "lost"):
+                    elif st.state in ("exited", "lost"):
                         inst = cr.running.pop(handle)
                         ended.append(
                             (inst, st.exit_code if st.state == "exited" else None, st.message)
@@ -423,6 +423,23 @@ class Engine:
         tr = inst.task
         task = tr.plan.task
         jr = tr.job_run
+        began: float | None = None
+        if inst.queued:
+            # started and ended since the last look: recorded with its end, one write (a
+            # cancelled one may never have started: no "started" line for it)
+            inst.queued = False
+            began = inst.started = time.time()
+            if inst.stopped_by is None:
+                self._report.emit(
+                    Event(
+                        "started",
+                        jr.name,
+                        tr.name,
+                        inst.index,
+                        inst.attempt,
+                        message=inst.plan.spec.description,
+                    )
+                )
         inst.handle = None
         inst.deadline = None
         now = time.time()
@@ -465,6 +482,7 @@ class Engine:
             reason=reason,
             ended_at=now,
             instance_state=None if retry else state,
+            began=began,
             job=jr.name,
             fingerprint=inst.plan.fingerprint if ok else None,
             parts=inst.plan.parts if ok else None,

@@ -330,16 +330,19 @@ class State:
         reason: str | None,
         ended_at: float,
         instance_state: str | None,
+        began: float | None = None,
         job: str | None = None,
         fingerprint: str | None = None,
         parts: dict[str, str] | None = None,
     ) -> None:
-        """An attempt ended; when `instance_state` is given the instance is final too."""
+        """An attempt ended; when `instance_state` is given the instance is final too.
+        `began`: a queued attempt started since it was last recorded, at this time."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE attempts SET state = ?, exit_code = ?, reason = ?, ended_at = ?"
+                "UPDATE attempts SET state = ?, exit_code = ?, reason = ?, ended_at = ?,"
+                " started_at = COALESCE(?, started_at)"
                 " WHERE run_id = ? AND task = ? AND idx = ? AND attempt = ?",
-                (state, exit_code, reason, ended_at, run_id, task, idx, attempt),
+                (state, exit_code, reason, ended_at, began, run_id, task, idx, attempt),
             )
             if instance_state is not None:
                 self._instance_final(
