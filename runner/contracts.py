@@ -63,7 +63,13 @@ class Status:
 
 @runtime_checkable
 class Executor(Protocol):
-    """Runs attempts somewhere. Constructed as `factory(cluster=Cluster)`."""
+    """Runs attempts somewhere. Constructed as `factory(cluster=Cluster)`.
+
+    An executor that queues attempts itself may set an int attribute `prefetch`: the engine
+    then submits up to that many attempts beyond the cluster's slots. Until one really
+    starts, poll() says "queued" for it; its timeout and elapsed time count from the first
+    poll that says otherwise.
+    """
 
     capabilities: frozenset[str]
 
