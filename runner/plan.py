@@ -236,6 +236,8 @@ def make_plan(
             if kind is None:
                 kind = kinds[task.kind] = load_kind(task.kind)
             specs = kind.expand(task=task)
+            if len(specs) != task.instances:  # a kind may derive the count (blender's chunk)
+                task.instances = len(specs)
             base = _task_parts(task)
             base.update(_upstream_parts(task, jp.tasks))
             upstream = next((d for d in task.depends_on if d in running_tasks), None)

@@ -578,7 +578,11 @@ def _check_app(check: _Checker, a: AppDoc, doc: Document, kinds: set[str]) -> No
         )
     _check_value_names(check, doc, ["spec"], a.spec.params, a.spec.inputs, a.spec.outputs)
     declared = (
-        set(a.spec.params) | set(a.spec.inputs) | set(a.spec.outputs) | set(BUILTIN_PLACEHOLDERS)
+        set(a.spec.params)
+        | set(a.spec.inputs)
+        | set(a.spec.outputs)
+        | set(BUILTIN_PLACEHOLDERS)
+        | kind_placeholders(a.spec.kind)
     )
     _check_placeholders(
         check, doc, ["spec", "command"], a.spec.command, declared, f"app {a.metadata.name!r}"
@@ -899,6 +903,7 @@ def _resolve_task(
         command = t.command
         _check_value_names(check, doc, here, t.params, t.inputs, t.outputs)
         declared = set(t.params) | set(t.inputs) | set(t.outputs) | set(BUILTIN_PLACEHOLDERS)
+        declared |= kind_placeholders(kind)
         _check_placeholders(check, doc, [*here, "command"], command, declared, f"task {name!r}")
 
     declared_io_in = set(app.spec.inputs) if app else None
@@ -949,7 +954,7 @@ def _resolve_task(
             inputs.setdefault(k, "")
         for k in app.spec.outputs:
             outputs.setdefault(k, "")
-    return Task(
+    task = Task(
         job=j.metadata.name,
         name=name,
         kind=kind,
@@ -974,6 +979,33 @@ def _resolve_task(
         base_dir=base_dir,
         file=doc.file,
     )
+    # what the task's kind checks itself (a blender task's output format, say), reported at
+    # the parameter's line: the task's value, else the app's default
+    checker = getattr(kind_plugin(kind), "check", None)
+    for pname, message, hint in checker(task=task) if checker else ():
+        if pname is not None and pname in t.params:
+            check.at(doc, [*here, "params", pname], f"task {name!r}: {message}", hint)
+        elif pname is not None and app is not None and pname in app.spec.params:
+            app_doc = apps[app.metadata.name][1]
+            check.at(app_doc, ["spec", "params", pname], f"task {name!r}: {message}", hint)
+        else:
+            check.at(doc, here, f"task {name!r}: {message}", hint, key=True)
+    return None if len(check.problems) != before else task
+
+
+_KINDS: dict[str, Any] = {}
+
+
+def kind_plugin(name: str) -> Any:
+    """The kind plugin `name` (one instance per process), or None when it is not installed."""
+    if name not in _KINDS:
+        _KINDS[name] = plugins.load("kind", name)() if name in plugins.available("kind") else None
+    return _KINDS[name]
+
+
+def kind_placeholders(name: str) -> set[str]:
+    """Extra `$<name>`s a kind fills in for commands (blender's `$<frames>`)."""
+    return set(getattr(kind_plugin(name), "placeholders", ()))
 
 
 def _in_file_order(problems: list[Diagnostic], files: Sequence[Path]) -> list[Diagnostic]:
