@@ -107,7 +107,10 @@ class Kind(Protocol):
     ) -> str | None:
         """After exit code 0: None if the result is good, else why it is not.
 
-        A stream the attempt wrote nothing to may have no file at all."""
+        A stream the attempt wrote nothing to may have no file at all.
+
+        A kind may also define `explain(*, task, exit_code, stdout, stderr) -> str | None`:
+        after a non-zero exit, the line of the logs that says why (it joins the reason)."""
 
 
 def command_argv(command: str | list[str], values: dict[str, str]) -> list[str]:

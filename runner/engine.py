@@ -464,6 +464,14 @@ class Engine:
             state, reason = ("succeeded", None) if problem is None else ("failed", problem)
         else:
             state, reason = "failed", f"exit code {code}"
+            explain = getattr(tr.plan.kind, "explain", None)
+            why = (
+                explain(task=task, exit_code=code, stdout=inst.logs[0], stderr=inst.logs[1])
+                if explain
+                else None
+            )
+            if why:
+                reason = f"{reason}: {why}"
 
         retry = (
             state in ("failed", "timeout", "lost")

@@ -120,7 +120,7 @@ class LocalExecutor:
         # the handle is stored in the state; the key lets a later runner find the attempt's
         # processes by their environment should this runner die
         handle = f"{self._handle_prefix}{tag}:{spec.key}"
-        workdir = str(spec.workdir)
+        workdir = os.path.abspath(spec.workdir)
         env = {k: v for k, v in spec.env.items() if self._base_env.get(k) != v}
         try:
             request = marshal.dumps(

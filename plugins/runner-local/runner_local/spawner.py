@@ -170,7 +170,8 @@ class Spawner:
                 pid = os.posix_spawnp(
                     program,
                     argv,
-                    {**self.env, **env},
+                    # PWD too: programs such as Blender trust it over getcwd()
+                    {**self.env, **env, "PWD": workdir},
                     file_actions=actions,
                     setsid=True,
                     setsigdef=DEFAULT_SIGNALS,

@@ -50,6 +50,19 @@ def new_executor() -> LocalExecutor:
     return LocalExecutor(cluster=Cluster("t", "local", 2, None, {}))
 
 
+def run_one(s: LaunchSpec) -> Status:
+    """Submit one attempt to a fresh executor and wait for its end."""
+
+    async def main() -> Status:
+        ex = new_executor()
+        try:
+            return await until_done(ex, await ex.submit(spec=s))
+        finally:
+            await ex.close()
+
+    return asyncio.run(main())
+
+
 def test_children_get_default_sigpipe(tmp_path: Path) -> None:
     """Python ignores SIGPIPE; a task must not inherit that, or `yes | head` spews errors."""
 
@@ -131,14 +144,7 @@ def test_a_command_line_too_big_for_one_packet(tmp_path: Path) -> None:
     s = spec(tmp_path, "big", 'printf %s "$@" | wc -c')
     s = LaunchSpec(s.key, [*s.argv, "sh", *big], s.env, s.workdir, s.stdout, s.stderr)
 
-    async def main() -> Status:
-        ex = new_executor()
-        try:
-            return await until_done(ex, await ex.submit(spec=s))
-        finally:
-            await ex.close()
-
-    assert asyncio.run(main()) == Status("exited", 0)
+    assert run_one(s) == Status("exited", 0)
     assert (tmp_path / "big.out").read_text().strip() == "300000"
 
 
@@ -167,3 +173,14 @@ def test_a_queued_attempt_waits_for_a_slot_and_can_be_cancelled_unstarted(
     assert cancelled == Status("exited", 128 + signal.SIGTERM)
     assert not (tmp_path / "second-ran").exists()
     assert first == Status("exited", 128 + signal.SIGTERM)
+
+
+def test_the_working_directory_and_pwd_agree(tmp_path: Path) -> None:
+    """Some programs (Blender) resolve relative paths with $PWD: it must be the workdir."""
+    (tmp_path / "here").mkdir()
+    s = spec(tmp_path, "pwd", "")
+    # not a shell: a shell mends a wrong $PWD by itself
+    s = LaunchSpec(s.key, ["env"], s.env, tmp_path / "here", s.stdout, s.stderr)
+
+    assert run_one(s) == Status("exited", 0)
+    assert f"PWD={tmp_path / 'here'}\n" in (tmp_path / "pwd.out").read_text()
