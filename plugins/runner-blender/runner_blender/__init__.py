@@ -74,7 +74,12 @@ r.use_file_extension = False
 r.use_placeholder = False
 r.use_overwrite = os.environ.get('RUNNER_ATTEMPT', '1') == '1'
 {extra}\
-if not getattr(bpy.app.build_options, 'openimagedenoise', True):
+try:
+    import _cycles
+    oidn = getattr(_cycles, 'with_openimagedenoise', True)
+except ImportError:
+    oidn = True
+if not oidn:
     for holder in (getattr(s, 'cycles', None), getattr(bpy.context.view_layer, 'cycles', None)):
         if holder is not None and getattr(holder, 'use_denoising', False):
             holder.use_denoising = False

@@ -242,3 +242,64 @@ def test_the_example_renders_its_contact_sheet(tmp_path: Path) -> None:
     first = Image.open(frames[0])
     # 4 columns, 2 rows of half-size frames
     assert sheet.width >= 4 * first.width // 2 and sheet.height >= 2 * first.height // 2
+
+
+CUSTOM = """\
+apiVersion: runner/v1
+kind: Job
+metadata: {{name: custom}}
+spec:
+  tasks:
+    render:
+      kind: blender
+      instances: 2
+      command: >-
+        blender -b $<input>/scene.blend
+        --python-expr "import bpy; bpy.context.scene.render.resolution_percentage = 25"
+        -o $<result>/####.png -F PNG -t 1 -f {frames}
+      params: {{scene: scene.blend, frames: 1-4}}
+      inputs: {{input: scenes}}
+      outputs: {{output: out}}
+"""
+
+
+def test_a_custom_command_line_gets_the_frame_tokens_and_is_still_checked(shot: Path) -> None:
+    (shot / "ok.yaml").write_text(CUSTOM.format(frames="$<frames>"))
+    r = runner("apply", "ok.yaml", cwd=shot)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert sorted(p.name for p in (shot / "out" / "result").iterdir()) == [
+        f"{i:04d}.png" for i in range(1, 5)
+    ]
+    # the classic mistake: `-f 1-2` makes Blender render nothing and exit 0
+    shutil.rmtree(shot / "out")
+    shutil.rmtree(shot / ".runner")
+    (shot / "bad.yaml").write_text(CUSTOM.format(frames="$<frame_start>-$<frame_end>"))
+    r = runner("apply", "bad.yaml", cwd=shot)
+    assert r.returncode == 1, r.stdout + r.stderr
+    assert "frames not rendered: 1-2 of 1-2" in r.stdout
+    assert "frames not rendered: 3-4 of 3-4" in r.stdout
+
+
+def test_denoising_is_turned_off_where_this_blender_cannot_do_it(shot: Path) -> None:
+    """New scenes have denoising on; Debian's Blender has no OpenImageDenoise and would exit 1
+    without saving a frame."""
+    blend = shot / "scenes" / "scene.blend"
+    subprocess.run(
+        ["blender", "-b", str(blend), "--python-exit-code", "1", "--python-expr",
+         "import bpy; s = bpy.context.scene; s.cycles.use_denoising = True; "
+         f"bpy.ops.wm.save_as_mainfile(filepath={str(blend)!r})"],
+        check=True, capture_output=True,
+    )  # fmt: skip
+    plain = subprocess.run(
+        ["blender", "-b", str(blend), "-o", str(shot / "plain" / "####"), "-f", "1"],
+        capture_output=True,
+        text=True,
+    )
+    # Debian's build (what CI installs) lacks it: Blender alone fails
+    lacks_oidn = "Build without OpenImageDenoiser" in plain.stdout + plain.stderr
+    (shot / "r.yaml").write_text(job("scene: scene.blend, frames: 1", instances=1))
+    r = runner("apply", "r.yaml", cwd=shot)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (shot / "out" / "result" / "0001.png").exists()
+    logs = runner("logs", "1", "render/0", cwd=shot)
+    assert ("denoising turned off" in logs.stdout) == lacks_oidn
