@@ -21,15 +21,18 @@ from typing import Any
 
 from runner import plugins
 from runner.contracts import Executor, LaunchSpec
+from runner.errors import UserError
 from runner.events import Event, Reporter
 from runner.manifest.loader import Cluster
 from runner.plan import InstancePlan, JobPlan, TaskPlan, refresh_fingerprints
 from runner.state import State
+from runner.stores import StoreError, stage_input
 
 __all__ = ["Engine", "Outcome", "load_executor"]
 
 MAX_BACKOFF = 300.0
 IDLE_WAKE = 0.5  # longest sleep when waiting on timers only
+STAGING_WAKE = 0.1  # while inputs are being fetched: how soon their end is noticed
 CANCEL_FLAG_CHECK = 1.0  # how often the state store is asked whether `runner cancel` was used
 
 
@@ -134,6 +137,10 @@ class _ClusterRun:
         self.ready: deque[_Inst] = deque()
         self.running: dict[str, _Inst] = {}
 
+    def no_prefetch(self) -> None:
+        """--fail-fast: nothing may start after a failure the engine has not seen yet."""
+        self.limit = self.slots
+
 
 class Engine:
     """Runs the instances a plan says to run, recording everything in `state`."""
@@ -152,6 +159,7 @@ class Engine:
         self._logs_dir = str(state.logs_dir)
         self._report = reporter
         self._fail_fast = fail_fast
+        self._staging = 0  # tasks whose inputs are being fetched
         self._factory = executor_factory or load_executor
         self._clusters: dict[str, _ClusterRun] = {}
         self._jobs: list[_JobRun] = []
@@ -176,6 +184,8 @@ class Engine:
                 cr = self._clusters.get(c.name)
                 if cr is None:
                     cr = self._clusters[c.name] = _ClusterRun(c, self._factory(c))
+                    if self._fail_fast:
+                        cr.no_prefetch()
                 jr.tasks[name] = _TaskRun(jr, tp, cr)
             for tr in jr.tasks.values():
                 for dep in tr.plan.task.depends_on:
@@ -256,10 +266,15 @@ class Engine:
                     while cr.ready and len(cr.running) < cr.limit and not self._cancelling:
                         await self._launch(cr, cr.ready.popleft())
             busy = [cr for cr in clusters if cr.running]
-            if not busy and not self._retry_heap and not any(cr.ready for cr in clusters):
+            if (
+                not busy
+                and not self._retry_heap
+                and not self._staging
+                and not any(cr.ready for cr in clusters)
+            ):
                 return
             now = time.monotonic()
-            timeout = IDLE_WAKE
+            timeout = IDLE_WAKE if not self._staging else STAGING_WAKE
             if self._retry_heap:
                 timeout = min(timeout, self._retry_heap[0][0] - now)
             if self._deadline_heap:
@@ -555,6 +570,40 @@ class Engine:
             # a task that cannot start fails like one that ran and failed; the runner goes on
             self._fail_unstarted(tr, f"cannot create {e.filename or 'a folder'}: {e.strerror}")
             return
+        if task.sources:
+            # remote inputs are fetched in a thread: other tasks' instances keep running
+            self._staging += 1
+            self._spawn(self._stage_inputs(tr))
+            return
+        self._start_task(tr)
+
+    async def _stage_inputs(self, tr: _TaskRun) -> None:
+        task = tr.plan.task
+        jr = tr.job_run
+        try:
+            for name, uri in task.sources.items():
+                self._report.emit(
+                    Event("task-staging", jr.name, tr.name, message=f"input {name}: {uri}")
+                )
+                fetched, cached = await asyncio.to_thread(stage_input, uri, Path(task.inputs[name]))
+                self._report.emit(
+                    Event(
+                        "task-staging",
+                        jr.name,
+                        tr.name,
+                        message=f"input {name}: {fetched} fetched, {cached} unchanged",
+                    )
+                )
+        except (StoreError, OSError, UserError) as e:
+            self._state.hold()
+            self._fail_unstarted(tr, f"input {name} ({uri}): {e}")
+            return
+        finally:
+            self._staging -= 1
+        self._state.hold()
+        self._start_task(tr)
+
+    def _start_task(self, tr: _TaskRun) -> None:
         self._state.task_state(tr.job_run.run_id, tr.name, "running")
         self._report.emit(
             Event(

@@ -22,6 +22,7 @@ from runner.errors import UserError
 from runner.manifest.loader import Bundle, Job, did_you_mean
 from runner.manifest.template import render
 from runner.state import CurrentInstance, State
+from runner.stores import StoreError, cache_path, input_signature, is_remote
 
 __all__ = [
     "InstancePlan",
@@ -125,6 +126,27 @@ def _input_signature(path: str) -> str:
     return _h(entries)
 
 
+def _input_part(task: Task, name: str, path: str) -> str:
+    """An input's fingerprint: size and mtime of local files, object versions of remote ones."""
+    if not path:
+        return ""
+    uri = task.sources.get(name)
+    if uri is None:
+        return _h(_input_signature(path))
+    try:
+        return _h("remote " + input_signature(uri))
+    except StoreError as e:
+        raise UserError(f"task {task.name!r} ({task.file}), input {name!r}: {e}") from None
+
+
+def bind_remote_inputs(task: Task, cache_dir: Path) -> None:
+    """Remote inputs are staged into the cache; the command sees the local copy's path."""
+    for name, value in list(task.inputs.items()):
+        if value and is_remote(value):
+            task.sources[name] = value
+            task.inputs[name] = str(cache_path(value, cache_dir))
+
+
 def _task_parts(task: Task) -> dict[str, str]:
     parts = {
         "kind": task.kind,
@@ -135,7 +157,7 @@ def _task_parts(task: Task) -> dict[str, str]:
     for name, value in task.params.items():
         parts[f"param {name}"] = _h(repr(value))
     for name, path in task.inputs.items():
-        parts[f"input {name}"] = _h(_input_signature(path)) if path else ""
+        parts[f"input {name}"] = _input_part(task, name, path)
     for name, path in task.outputs.items():
         parts[f"output {name}"] = _h(path)
     return parts
@@ -186,7 +208,7 @@ def refresh_fingerprints(tp: TaskPlan, tasks: dict[str, TaskPlan]) -> None:
     """Fingerprint inputs and upstream tasks as they are when the task starts (upstream work
     may have written inputs and changed since the plan), so the next plan compares against
     what this run really used."""
-    fresh = {f"input {n}": _h(_input_signature(p)) if p else "" for n, p in tp.task.inputs.items()}
+    fresh = {f"input {n}": _input_part(tp.task, n, p) for n, p in tp.task.inputs.items()}
     fresh.update(_upstream_parts(tp.task, tasks))
     if not fresh:
         return
@@ -224,6 +246,7 @@ def make_plan(
             + (f"; {h}" if (h := did_you_mean(unknown[0], options)) else "")
         )
     kinds: dict[str, Kind] = {}
+    cache_dir = (state.directory if state is not None else Path(".runner")) / "cache"
     plans = []
     for job_name in selected:
         job = bundle.jobs[job_name]
@@ -235,6 +258,7 @@ def make_plan(
             kind = kinds.get(task.kind)
             if kind is None:
                 kind = kinds[task.kind] = load_kind(task.kind)
+            bind_remote_inputs(task, cache_dir)
             specs = kind.expand(task=task)
             if len(specs) != task.instances:  # a kind may derive the count (blender's chunk)
                 task.instances = len(specs)

@@ -361,7 +361,7 @@ def good_manifests(draw: st.DrawFn) -> tuple[dict[str, Any], dict[str, int]]:
             if draw(st.booleans()):
                 params["label"] = draw(plain_text)
             task["params"] = params
-            task["inputs"] = {"input": draw(st.sampled_from(["data/", "oss://b/in/", "in"]))}
+            task["inputs"] = {"input": draw(st.sampled_from(["data/", "file:///tmp/in/", "in"]))}
             task["outputs"] = {"output": "out/" + name}
         else:
             program = draw(st.sampled_from(["echo", "printf", "true", "/bin/echo"]))

@@ -80,6 +80,8 @@ class Task:
     logs: str | None
     base_dir: Path
     file: str
+    # inputs that a store stages: name -> URI (`inputs` then holds the local copy's path)
+    sources: dict[str, str] = field(default_factory=dict)
 
     def values(self) -> dict[str, str]:
         """Text for every placeholder except the per-instance ones."""

@@ -19,20 +19,22 @@ Blender silently falls back to the file's. Any other command is a custom command
 gets `$<frames>` (Blender syntax), `$<frame_start>`, `$<frame_end>` and `$<result>`.
 
 An instance succeeds only when every frame of its chunk exists and (with the built-in
-command) Blender reported it saved. A retry renders only the frames still missing: from the
-second attempt on, Blender is told not to overwrite the frames that exist.
+command) Blender reported it saved or skipped it as done. A first attempt removes the chunk's
+old frame files, so an older run's frame never passes for this one's; a retry keeps what
+earlier attempts saved (unless a file does not load as an image) and renders only the rest.
 """
 
 from __future__ import annotations
 
 import re
+import shlex
 from pathlib import Path
 from typing import Any
 
 from runner.contracts import InstanceSpec, Task, command_argv
 from runner.manifest.frames import FrameError, parse_frames
 from runner.manifest.template import render
-from runner_blender.split import balanced, blender_frames, by_chunk, human_frames
+from runner_blender.split import balanced, blender_frames, by_chunk, frame_runs, human_frames
 
 __all__ = ["IMAGE_FORMATS", "BlenderKind"]
 
@@ -45,7 +47,6 @@ IMAGE_FORMATS = {
     "TGA": ".tga",
     "RAWTGA": ".tga",
     "IRIS": ".rgb",
-    "IRIZ": ".rgb",
     "TIFF": ".tif",
     "OPEN_EXR": ".exr",
     "OPEN_EXR_MULTILAYER": ".exr",
@@ -55,24 +56,54 @@ IMAGE_FORMATS = {
     "WEBP": ".webp",
 }
 _EXTENSIONS = {".jpeg": "JPEG", ".tiff": "TIFF", ".j2c": "JP2"}
+MAX_FRAME = 1_048_574  # Blender clamps higher frames; it reads negative ones as relative
 ENGINES = ("CYCLES", "BLENDER_EEVEE", "BLENDER_WORKBENCH")
 _HASHES = re.compile(r"#+")
 _SAVED = re.compile(r"^Saved: '(.*)'", re.M)
 _SKIPPED = re.compile(r'^skipping existing frame "(.*)"', re.M)
 _ERROR = re.compile(
     r"^(Error|ERROR)\b|Cannot |Unable to|Not a directory|Permission denied|No camera|"
-    r"Traceback|Exception"
+    r"^\w+(Error|Exception): "
 )
 PLACEHOLDERS = ("frames", "frame_start", "frame_end", "result")
 
 # Run by Blender before it renders. Only typed, validated numbers are put into it.
 _SETUP = """\
-import bpy, os
+import bpy, os, re
 s = bpy.context.scene
 r = s.render
 r.use_file_extension = False
 r.use_placeholder = False
-r.use_overwrite = os.environ.get('RUNNER_ATTEMPT', '1') == '1'
+# The chunk's frame files. The first attempt of a run to get here starts clean: a frame an
+# older run left behind must not pass for this run's. A later attempt keeps (and Blender
+# skips) the frames earlier ones saved, except files that do not load as images (cut short
+# when an attempt was killed). The marker file says which run last prepared this chunk.
+out, runs, marker = {out!r}, {runs!r}, {marker!r}
+run = os.environ.get('RUNNER_RUN_ID', '')
+try:
+    with open(marker) as f:
+        first = f.read() != run
+except OSError:
+    first = True
+last = list(re.finditer('#+', out))[-1]
+for a, b in runs:
+    for f in range(a, b + 1):
+        path = out[:last.start()] + str(f).zfill(len(last.group())) + out[last.end():]
+        if os.path.isfile(path) and not first:
+            try:
+                img = bpy.data.images.load(path)
+                ok = img.size[0] > 0 and img.size[1] > 0
+                bpy.data.images.remove(img)
+            except RuntimeError:
+                ok = False
+            if ok:
+                continue
+        if os.path.isfile(path):
+            os.remove(path)
+os.makedirs(os.path.dirname(marker), exist_ok=True)
+with open(marker, 'w') as f:
+    f.write(run)
+r.use_overwrite = False
 {extra}\
 try:
     import _cycles
@@ -94,7 +125,10 @@ def _param(task: Task, name: str) -> Any:
 
 def _is_blender(command: str | list[str]) -> str | None:
     """The program, when the command is just a Blender to drive."""
-    parts = command.split() if isinstance(command, str) else command
+    try:
+        parts = shlex.split(command) if isinstance(command, str) else command
+    except ValueError:
+        return None
     if len(parts) == 1 and Path(parts[0]).name.startswith("blender") and "$<" not in parts[0]:
         return parts[0]
     return None
@@ -131,9 +165,19 @@ class BlenderKind:
             out.append((None, "a blender task needs the parameter 'frames'", "e.g. '1-10'"))
         else:
             try:
-                parse_frames(task.params["frames"])
+                frames = parse_frames(task.params["frames"])
             except FrameError as e:
                 out.append(("frames", str(e), None))
+            else:
+                bad = [f for f in frames if not 0 <= f <= MAX_FRAME]
+                if bad:
+                    out.append(
+                        (
+                            "frames",
+                            f"frame {bad[0]} is out of Blender's range",
+                            f"frames run from 0 to {MAX_FRAME}",
+                        )
+                    )
         fmt = str(_param(task, "format") or "PNG")
         if fmt.upper() not in IMAGE_FORMATS:
             out.append(
@@ -154,7 +198,7 @@ class BlenderKind:
                     "write it like '####.png' (four digits, zero-padded)",
                 )
             )
-        elif pattern.startswith("/") or ".." in Path(pattern).parts:
+        elif pattern.startswith("/") or ".." in Path(pattern).parts or "\\" in pattern:
             out.append(
                 (
                     "output_name_format",
@@ -218,7 +262,14 @@ class BlenderKind:
         base = {**task.values(), "instance_count": str(len(chunks))}
         specs = []
         for i, frames in enumerate(chunks):
-            values = {**base, "instance_id": str(i)}
+            values = {
+                **base,
+                "instance_id": str(i),
+                "frames": blender_frames(frames),
+                "frame_start": str(frames[0]) if frames else "",
+                "frame_end": str(frames[-1]) if frames else "",
+                "result": str(result),
+            }
             env = {k: render(v, values, quote=False) for k, v in task.env.items()}
             extra = {"frames": human_frames(frames), "result": str(result / pattern)}
             if not frames:
@@ -226,14 +277,8 @@ class BlenderKind:
                 specs.append(InstanceSpec(i, argv, env, "no frames", fingerprint_extra=extra))
                 continue
             if program is not None:
-                argv = self._blender_argv(task, program, scene, result / pattern, frames)
+                argv = self._blender_argv(task, program, scene, result / pattern, frames, i)
             else:
-                values.update(
-                    frames=blender_frames(frames),
-                    frame_start=str(frames[0]),
-                    frame_end=str(frames[-1]),
-                    result=str(result),
-                )
                 argv = command_argv(task.command, values)
             specs.append(
                 InstanceSpec(
@@ -244,7 +289,7 @@ class BlenderKind:
 
     @staticmethod
     def _blender_argv(
-        task: Task, program: str, scene: Path, out: Path, frames: list[int]
+        task: Task, program: str, scene: Path, out: Path, frames: list[int], index: int
     ) -> list[str]:
         lines = []
         percentage = _param(task, "resolution_percentage")
@@ -255,7 +300,13 @@ class BlenderKind:
             n = int(samples)
             lines.append(f"if hasattr(s, 'cycles'): s.cycles.samples = {n}")
             lines.append(f"s.eevee.taa_render_samples = {n}")
-        setup = _SETUP.format(extra="".join(line + "\n" for line in lines))
+        marker = Path(task.outputs["output"]) / ".runner" / f"{task.job}.{task.name}.{index}"
+        setup = _SETUP.format(
+            out=str(out),
+            runs=frame_runs(frames),
+            marker=str(marker),
+            extra="".join(line + "\n" for line in lines),
+        )
         argv = [program, "-b", str(scene)]
         engine = _param(task, "engine")
         if engine is not None:
@@ -308,7 +359,7 @@ class BlenderKind:
         for f in frames:
             path = frame_path(result, pattern, f)
             try:
-                ok = path.stat().st_size > 0
+                ok = path.is_file() and path.stat().st_size > 0
             except OSError:
                 ok = False
             if not ok or (reported is not None and str(path) not in reported):

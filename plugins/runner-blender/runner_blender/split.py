@@ -5,7 +5,7 @@ Pure functions, no I/O.
 
 from __future__ import annotations
 
-__all__ = ["balanced", "blender_frames", "by_chunk", "human_frames"]
+__all__ = ["balanced", "blender_frames", "by_chunk", "frame_runs", "human_frames"]
 
 
 def balanced(frames: list[int], instances: int) -> list[list[int]]:
@@ -26,7 +26,8 @@ def by_chunk(frames: list[int], chunk: int) -> list[list[int]]:
     return [frames[i : i + chunk] for i in range(0, len(frames), chunk)] or [[]]
 
 
-def _runs(frames: list[int]) -> list[tuple[int, int]]:
+def frame_runs(frames: list[int]) -> list[tuple[int, int]]:
+    """Consecutive frames as (first, last) pairs, in order."""
     runs: list[tuple[int, int]] = []
     for f in frames:
         if runs and f == runs[-1][1] + 1:
@@ -38,9 +39,9 @@ def _runs(frames: list[int]) -> list[tuple[int, int]]:
 
 def blender_frames(frames: list[int]) -> str:
     """`1..4,7` for Blender's `-f` (it renders nothing for `1-4` and still exits 0)."""
-    return ",".join(str(a) if a == b else f"{a}..{b}" for a, b in _runs(frames))
+    return ",".join(str(a) if a == b else f"{a}..{b}" for a, b in frame_runs(frames))
 
 
 def human_frames(frames: list[int]) -> str:
     """`1-4,7`, as people (and the manifest) write frames."""
-    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in _runs(frames))
+    return ",".join(str(a) if a == b else f"{a}-{b}" for a, b in frame_runs(frames))

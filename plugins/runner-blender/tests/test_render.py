@@ -184,7 +184,8 @@ def test_bad_frames_and_formats_are_rejected_before_anything_runs(shot: Path) ->
 
 
 def test_a_retry_renders_only_the_missing_frames(shot: Path) -> None:
-    # frame 3 cannot be saved on the first attempt: a folder is in its way
+    # frame 3 cannot be saved on the first attempt: a folder is in its way (Blender skips
+    # it as if it were done, and exits 0)
     blocked = shot / "out" / "result" / "0003.png"
     blocked.mkdir(parents=True)
     (shot / "r.yaml").write_text(
@@ -218,15 +219,15 @@ def test_a_retry_renders_only_the_missing_frames(shot: Path) -> None:
     first = first_out.read_text()
     second = first_out.with_name("0.2.out").read_text()
     result = shot / "out" / "result"
-    # Blender stops at the frame it cannot save: 1 and 2 were done, 3 and 4 were not
-    assert f"Saved: '{result / '0002.png'}'" in first
-    assert f"Saved: '{result / '0004.png'}'" not in first
-    assert "frames not rendered: 3-4" in out or "exit code 1" in out
-    for f in ("0001", "0002"):  # not rendered again
+    # Blender skips the frame whose path is taken and exits 0: the check catches it
+    for f in ("0001", "0002", "0004"):
+        assert f"Saved: '{result / f}.png'" in first
+    assert f"Saved: '{result / '0003.png'}'" not in first
+    assert "frames not rendered: 3 of 1-4" in out
+    for f in ("0001", "0002", "0004"):  # not rendered again
         assert f"Saved: '{result / f}.png'" not in second
         assert f'skipping existing frame "{result / f}.png"' in second
-    for f in ("0003", "0004"):
-        assert f"Saved: '{result / f}.png'" in second
+    assert f"Saved: '{result / '0003.png'}'" in second
     assert sorted(p.name for p in result.iterdir()) == [f"{i:04d}.png" for i in range(1, 5)]
 
 
@@ -303,3 +304,35 @@ def test_denoising_is_turned_off_where_this_blender_cannot_do_it(shot: Path) -> 
     assert (shot / "out" / "result" / "0001.png").exists()
     logs = runner("logs", "1", "render/0", cwd=shot)
     assert ("denoising turned off" in logs.stdout) == lacks_oidn
+
+
+def test_frames_an_older_run_left_never_pass_for_this_runs(shot: Path) -> None:
+    (shot / "r.yaml").write_text(job("scene: scene.blend, frames: 1-4", instances=1))
+    assert runner("apply", "r.yaml", cwd=shot).returncode == 0
+    # a changed parameter: every frame must be rendered again. The first attempt fails before
+    # rendering anything (the scene is briefly gone); the retry must not take run 1's frames.
+    scene = shot / "scenes" / "scene.blend"
+    scene.rename(scene.with_suffix(".away"))
+    (shot / "r.yaml").write_text(
+        job(
+            "scene: scene.blend, frames: 1-4, resolution_percentage: 30",
+            instances=1,
+            extra="      retries: 1\n      retryBackoff: 3s\n",
+        )
+    )
+    p = subprocess.Popen(
+        [sys.executable, "-m", "runner", "apply", "r.yaml"],
+        cwd=shot, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while status(shot)["run"]["id"] != 2 or status(shot)["instances"][0]["state"] != "retrying":
+        assert time.monotonic() < deadline, "the first attempt did not fail"
+        time.sleep(0.1)
+    scene.with_suffix(".away").rename(scene)
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 0, out + err
+    second = (shot / ".runner" / "logs" / "2" / "render" / "0.2.out").read_text()
+    assert "skipping existing frame" not in second
+    assert second.count("Saved: ") == 4
+    for f in range(1, 5):
+        assert Image.open(shot / "out" / "result" / f"{f:04d}.png").size == (96, 54)

@@ -15,6 +15,7 @@ import errno
 import itertools
 import marshal
 import os
+import secrets
 import select
 import shutil
 import signal
@@ -33,6 +34,7 @@ KILL_GRACE = 3.0
 EOF_GRACE = 2.0  # how long output pipes may stay open after the process group is gone
 _CHUNK = 1 << 16
 _PACKET = 1 << 16  # largest request sent inline; the spawner reads up to this
+TOKEN_VAR = "RUNNER_LOCAL_TOKEN"  # in every attempt's environment: which runner started it
 _LOG_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_CLOEXEC
 
 
@@ -44,10 +46,12 @@ def _environ(pid: int) -> set[bytes]:
         return set()
 
 
-def _markers(key: str) -> set[bytes]:
-    """The environment entries that tell an attempt's processes apart from any other."""
+def _markers(token: str, key: str) -> set[bytes]:
+    """The environment entries that tell an attempt's processes apart from any other: the
+    starting runner's token (unique per runner process) and the attempt's key."""
     job, task, index, attempt = key.split("/")
     return {
+        f"{TOKEN_VAR}={token}".encode(),
         f"RUNNER_JOB={job}".encode(),
         f"RUNNER_TASK={task}".encode(),
         f"RUNNER_INSTANCE_ID={index}".encode(),
@@ -107,7 +111,8 @@ class LocalExecutor:
         self._watching: dict[int, tuple[Callable[[Any], None], Any]] = {}
         self._spawner: subprocess.Popen[bytes] | None = None
         self._sock: socket.socket | None = None
-        self._handle_prefix = f"{os.getpid()}."
+        self._token = secrets.token_hex(8)
+        self._handle_prefix = f"{self._token}."
         self._slots = cluster.slots or os.cpu_count() or 1
         # the engine may hand over this many attempts beyond the slots: the spawner starts
         # each as soon as a slot frees, so a slot never waits for a round of the engine
@@ -122,6 +127,7 @@ class LocalExecutor:
         handle = f"{self._handle_prefix}{tag}:{spec.key}"
         workdir = os.path.abspath(spec.workdir)
         env = {k: v for k, v in spec.env.items() if self._base_env.get(k) != v}
+        env[TOKEN_VAR] = self._token
         try:
             request = marshal.dumps(
                 ("spawn", tag, self._program(spec.argv, env), list(spec.argv), env, workdir)
@@ -398,10 +404,11 @@ class LocalExecutor:
         """Kill what is left of an attempt whose runner died: every process started with the
         attempt's environment (its own and its children's process groups), found in /proc.
         A pid alone would not do: it may have been reused since."""
-        key = handle.partition(":")[2]
-        if key.count("/") != 3:
+        prefix, _, key = handle.partition(":")
+        token = prefix.partition(".")[0]
+        if key.count("/") != 3 or not token:
             return False
-        wanted = _markers(key)
+        wanted = _markers(token, key)
         mine = os.getpgrp()
         groups = set()
         for name in os.listdir("/proc"):

@@ -102,6 +102,8 @@ class Spawner:
                 return False
             if not data and not fds:
                 return False
+            for fd in fds:  # received fds are inheritable: no other attempt may get them
+                os.set_inheritable(fd, False)
             try:
                 if data == b"@":  # the request is in a memfd
                     with os.fdopen(fds.pop(), "rb") as f:

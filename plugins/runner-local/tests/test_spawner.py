@@ -114,9 +114,8 @@ def test_reclaim_finds_processes_that_left_the_group(tmp_path: Path) -> None:
     fg, bg = f"78{uuid.uuid4().int % 10**6}.5", f"79{uuid.uuid4().int % 10**6}.5"
     s = spec(tmp_path, "escape", f"setsid sleep {bg} & sleep {fg}")
     # started the way a runner that then died would have left it: not our child to wait for
-    proc = subprocess.Popen(
-        s.argv, env={**os.environ, **s.env}, cwd=tmp_path, start_new_session=True
-    )
+    env = {**os.environ, **s.env, "RUNNER_LOCAL_TOKEN": "feedc0de"}
+    proc = subprocess.Popen(s.argv, env=env, cwd=tmp_path, start_new_session=True)
     try:
         deadline = time.monotonic() + 10
         while not (pgrep(fg) and pgrep(bg)) and time.monotonic() < deadline:
@@ -124,9 +123,11 @@ def test_reclaim_finds_processes_that_left_the_group(tmp_path: Path) -> None:
         assert pgrep(fg) and pgrep(bg)
         ex = new_executor()
         # another attempt's key finds nothing and kills nothing
-        assert not ex.reclaim(handle="12345.0:spawner-test/escape/0/2")
+        assert not ex.reclaim(handle="feedc0de.0:spawner-test/escape/0/2")
+        # the same attempt key started by another runner (another token) is not touched
+        assert not ex.reclaim(handle=f"0ther.0:{s.key}")
         assert pgrep(fg) and pgrep(bg)
-        assert ex.reclaim(handle=f"12345.0:{s.key}")
+        assert ex.reclaim(handle=f"feedc0de.0:{s.key}")
         proc.wait(timeout=10)
         deadline = time.monotonic() + 10
         while pgrep(bg) and time.monotonic() < deadline:
@@ -184,3 +185,25 @@ def test_the_working_directory_and_pwd_agree(tmp_path: Path) -> None:
 
     assert run_one(s) == Status("exited", 0)
     assert f"PWD={tmp_path / 'here'}\n" in (tmp_path / "pwd.out").read_text()
+
+
+def test_an_attempt_inherits_no_other_attempts_pipes(tmp_path: Path) -> None:
+    """A process holding another attempt's pipe would keep that attempt's logs open (and could
+    write into them): each attempt gets stdin, stdout and stderr, nothing else."""
+
+    async def main() -> list[Status]:
+        ex = LocalExecutor(cluster=Cluster("t", "local", 1, None, {}))
+        try:
+            # one slot: `second` starts while `third` waits in the queue with its pipes
+            handles = [
+                await ex.submit(spec=spec(tmp_path, "first", "sleep 0.3")),
+                await ex.submit(spec=spec(tmp_path, "second", "ls /proc/self/fd")),
+                await ex.submit(spec=spec(tmp_path, "third", "true")),
+            ]
+            return [await until_done(ex, h) for h in handles]
+        finally:
+            await ex.close()
+
+    assert asyncio.run(main()) == [Status("exited", 0)] * 3
+    # 0, 1, 2 and the descriptor `ls` opens for the listing itself
+    assert (tmp_path / "second.out").read_text().split() == ["0", "1", "2", "3"]

@@ -1,0 +1,60 @@
+"""The built-in `file` store: local paths and `file://` URIs, for inputs and outputs that live
+on this machine or a shared file system. Copies are written whole (temporary name, then
+rename) and verified by checksum."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from pathlib import Path
+
+from runner.stores import ObjectInfo, StoreError, copy_verified
+
+__all__ = ["FileStore"]
+
+
+def _path(uri: str) -> Path:
+    return Path(uri.removeprefix("file://"))
+
+
+def _info(key: str, path: Path) -> ObjectInfo:
+    st = path.stat()
+    return ObjectInfo(key, st.st_size, f"{st.st_size}-{st.st_mtime_ns}")
+
+
+class FileStore:
+    """Objects are files; a prefix is a folder."""
+
+    def stat(self, uri: str) -> ObjectInfo | None:
+        path = _path(uri)
+        return _info(str(path), path) if path.is_file() else None
+
+    def list(self, uri: str) -> list[ObjectInfo]:
+        root = _path(uri)
+        out = []
+        for dirpath, dirs, files in os.walk(root):
+            dirs.sort()
+            for name in sorted(files):
+                path = Path(dirpath) / name
+                out.append(_info(path.relative_to(root).as_posix(), path))
+        return out
+
+    def get(self, uri: str, dest: Path) -> ObjectInfo:
+        src = _path(uri)
+        try:
+            copy_verified(src, dest)
+            return _info(str(src), src)
+        except OSError as e:
+            raise StoreError(f"{uri}: {e.strerror or e}") from None
+
+    def put(self, src: Path, uri: str) -> ObjectInfo:
+        dest = _path(uri)
+        try:
+            copy_verified(src, dest)
+            return _info(str(dest), dest)
+        except OSError as e:
+            raise StoreError(f"{uri}: {e.strerror or e}") from None
+
+    def delete(self, uri: str) -> None:
+        with contextlib.suppress(FileNotFoundError):
+            _path(uri).unlink()

@@ -1,0 +1,231 @@
+"""The `oss` store: `oss://bucket/key` on Alibaba Cloud OSS, through oss2.
+
+Credentials come from the environment (`OSS_ACCESS_KEY_ID`, `OSS_ACCESS_KEY_SECRET`,
+optionally `OSS_SESSION_TOKEN`) or from a credentials file, `$RUNNER_OSS_CREDENTIALS` or
+`~/.config/runner/oss-credentials`, which must be readable by its owner only (mode 0600):
+
+    access_key_id = LTAI...
+    access_key_secret = ...
+    endpoint = https://oss-cn-hangzhou.aliyuncs.com
+    region = cn-hangzhou               # with a region, requests are signed with V4
+
+    [bucket my-renders]                # per-bucket settings win
+    endpoint = https://oss-eu-central-1.aliyuncs.com
+    region = eu-central-1
+
+`OSS_ENDPOINT` and `OSS_REGION` give the defaults. Every download and upload is checked
+against the CRC-64 OSS computes; a mismatch is an error, never a silently bad file. Messages
+name the URI and OSS's error code, never a key.
+"""
+
+from __future__ import annotations
+
+import os
+import stat
+import threading
+from pathlib import Path
+from typing import Any
+
+import oss2
+from oss2.credentials import StaticCredentialsProvider
+from oss2.exceptions import NoSuchKey, OssError
+from oss2.utils import Crc64
+
+from runner.errors import UserError
+from runner.stores import ObjectInfo, StoreError
+
+__all__ = ["OSSStore", "load_settings", "split_uri"]
+
+MULTIPART_THRESHOLD = 32 << 20
+PART_SIZE = 8 << 20
+THREADS = 4
+
+
+def split_uri(uri: str) -> tuple[str, str]:
+    """`oss://bucket/key` -> (bucket, key)."""
+    if not uri.startswith("oss://"):
+        raise StoreError(f"{uri}: not an oss:// URI")
+    bucket, _, key = uri[len("oss://") :].partition("/")
+    if not bucket:
+        raise StoreError(f"{uri}: no bucket name (write oss://BUCKET/KEY)")
+    return bucket, key
+
+
+def _parse_file(path: Path) -> dict[str, dict[str, str]]:
+    mode = path.stat().st_mode
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise UserError(
+            f"{path}: credentials file readable by others (mode {stat.S_IMODE(mode):o}); "
+            f"run: chmod 600 {path}"
+        )
+    sections: dict[str, dict[str, str]] = {"": {}}
+    current = sections[""]
+    for number, raw in enumerate(path.read_text().splitlines(), 1):
+        line = raw.split("#", 1)[0].strip()
+        if not line:
+            continue
+        if line.startswith("[") and line.endswith("]"):
+            words = line[1:-1].split()
+            if len(words) != 2 or words[0] != "bucket":
+                raise UserError(f"{path}:{number}: expected '[bucket NAME]'")
+            current = sections.setdefault(words[1], {})
+            continue
+        key, sep, value = line.partition("=")
+        if not sep:
+            raise UserError(f"{path}:{number}: expected 'name = value'")
+        current[key.strip()] = value.strip()
+    return sections
+
+
+def load_settings() -> dict[str, dict[str, str]]:
+    """Settings by bucket ("" = defaults): the credentials file, then the environment."""
+    path = Path(
+        os.environ.get("RUNNER_OSS_CREDENTIALS")
+        or Path.home() / ".config" / "runner" / "oss-credentials"
+    )
+    sections = _parse_file(path) if path.exists() else {"": {}}
+    defaults = sections[""]
+    for name, var in (
+        ("access_key_id", "OSS_ACCESS_KEY_ID"),
+        ("access_key_secret", "OSS_ACCESS_KEY_SECRET"),
+        ("security_token", "OSS_SESSION_TOKEN"),
+        ("endpoint", "OSS_ENDPOINT"),
+        ("region", "OSS_REGION"),
+    ):
+        if os.environ.get(var):
+            defaults[name] = os.environ[var]
+    return sections
+
+
+def _why(e: Exception) -> str:
+    """OSS's error code and message: no request headers, so no credentials."""
+    if isinstance(e, OssError):
+        code = e.code or f"HTTP {e.status}"
+        return f"{code}: {e.message}" if e.message else code
+    return type(e).__name__ + (f": {e}" if str(e) else "")
+
+
+class OSSStore:
+    """Objects in OSS buckets; a prefix is every key below it."""
+
+    def __init__(self) -> None:
+        self._settings = load_settings()
+        self._buckets: dict[str, oss2.Bucket] = {}
+        self._lock = threading.Lock()
+
+    def _bucket(self, name: str) -> oss2.Bucket:
+        with self._lock:
+            if name not in self._buckets:
+                conf = {**self._settings[""], **self._settings.get(name, {})}
+                key_id, secret = conf.get("access_key_id"), conf.get("access_key_secret")
+                if not key_id or not secret:
+                    raise UserError(
+                        f"no OSS credentials for bucket {name!r}: set OSS_ACCESS_KEY_ID and "
+                        "OSS_ACCESS_KEY_SECRET, or write a credentials file (see `runner oss`)"
+                    )
+                endpoint = conf.get("endpoint")
+                if not endpoint:
+                    raise UserError(
+                        f"no OSS endpoint for bucket {name!r}: set OSS_ENDPOINT "
+                        "(e.g. https://oss-cn-hangzhou.aliyuncs.com)"
+                    )
+                provider = StaticCredentialsProvider(key_id, secret, conf.get("security_token", ""))
+                region = conf.get("region")
+                auth: Any = oss2.ProviderAuthV4(provider) if region else oss2.ProviderAuth(provider)
+                self._buckets[name] = oss2.Bucket(
+                    auth, endpoint, name, region=region, enable_crc=True, connect_timeout=30
+                )
+            return self._buckets[name]
+
+    def stat(self, uri: str) -> ObjectInfo | None:
+        name, key = split_uri(uri)
+        if not key or key.endswith("/"):
+            return None
+        try:
+            meta = self._bucket(name).head_object(key)
+        except NoSuchKey:
+            return None
+        except OssError as e:
+            if e.status == 404:
+                return None
+            raise StoreError(f"{uri}: {_why(e)}") from None
+        crc = meta.headers.get("x-oss-hash-crc64ecma")
+        return ObjectInfo(key, meta.content_length or 0, meta.etag or "", crc)
+
+    def list(self, uri: str) -> list[ObjectInfo]:
+        name, prefix = split_uri(uri)
+        try:
+            return [
+                ObjectInfo(o.key[len(prefix) :], o.size, o.etag)
+                for o in oss2.ObjectIteratorV2(self._bucket(name), prefix=prefix)
+                if not o.key.endswith("/")
+            ]
+        except OssError as e:
+            raise StoreError(f"{uri}: {_why(e)}") from None
+
+    def get(self, uri: str, dest: Path) -> ObjectInfo:
+        name, key = split_uri(uri)
+        bucket = self._bucket(name)
+        tmp = dest.with_name(f".{dest.name}.part")
+        try:
+            result = bucket.get_object_to_file(key, str(tmp))
+            crc = result.headers.get("x-oss-hash-crc64ecma")
+            # oss2 checks the CRC when the server sends one; check again on what is on disk
+            if crc is not None and str(_file_crc(tmp)) != crc:
+                raise StoreError(f"{uri}: the download's CRC-64 does not match the object's")
+            os.replace(tmp, dest)
+            return ObjectInfo(key, dest.stat().st_size, result.etag or "", crc)
+        except oss2.exceptions.InconsistentError:
+            raise StoreError(f"{uri}: the download's CRC-64 does not match the object's") from None
+        except OssError as e:
+            raise StoreError(f"{uri}: {_why(e)}") from None
+        except Exception as e:  # connection errors from requests, after oss2's own retries
+            raise StoreError(f"{uri}: {_why(e)}") from None
+        finally:
+            if tmp.exists():
+                tmp.unlink()
+
+    def put(self, src: Path, uri: str) -> ObjectInfo:
+        name, key = split_uri(uri)
+        bucket = self._bucket(name)
+        try:
+            result = oss2.resumable_upload(
+                bucket,
+                key,
+                str(src),
+                multipart_threshold=MULTIPART_THRESHOLD,
+                part_size=PART_SIZE,
+                num_threads=THREADS,
+                store=oss2.ResumableStore(root=str(Path.home() / ".cache" / "runner")),
+            )
+            local = str(_file_crc(src))
+            remote = result.headers.get("x-oss-hash-crc64ecma") if result.headers else None
+            if remote is None:
+                info = self.stat(uri)
+                remote = info.crc64 if info else None
+            if remote != local:
+                raise StoreError(f"{uri}: the uploaded object's CRC-64 does not match {src}")
+            return ObjectInfo(key, src.stat().st_size, result.etag or "", remote)
+        except StoreError:
+            raise
+        except oss2.exceptions.InconsistentError:
+            raise StoreError(f"{uri}: the upload's CRC-64 does not match {src}") from None
+        except OssError as e:
+            raise StoreError(f"{uri}: {_why(e)}") from None
+        except Exception as e:
+            raise StoreError(f"{uri}: {_why(e)}") from None
+
+    def delete(self, uri: str) -> None:
+        name, key = split_uri(uri)
+        try:
+            self._bucket(name).delete_object(key)
+        except OssError as e:
+            raise StoreError(f"{uri}: {_why(e)}") from None
+
+
+def _file_crc(path: Path) -> int:
+    crc = Crc64(0)
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            crc.update(block)
+    return int(crc.crc)

@@ -1,0 +1,216 @@
+"""Object stores: where inputs come from and outputs go (`oss://bucket/prefix/`, local paths).
+
+A store plugin registers under `runner.stores` with the URI scheme as its name and implements
+`Store`. The core stages with it: a remote input is downloaded (in parallel, verified) into a
+cache keyed by URI and object version, so unchanged data is never fetched twice, and the
+command sees a local folder. Fingerprints of remote inputs are their objects' versions (ETag,
+CRC-64), so `runner plan` reruns a task exactly when an input object changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import stat as statmod
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+from runner import plugins
+from runner.errors import UserError
+
+__all__ = [
+    "ObjectInfo",
+    "Store",
+    "StoreError",
+    "cache_path",
+    "input_signature",
+    "is_remote",
+    "stage_input",
+    "store_for",
+]
+
+WORKERS = 8  # transfers at once: object stores answer many requests better than one big one
+
+
+class StoreError(Exception):
+    """A store operation failed; the message names the URI and says why (never a secret)."""
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object. `key` is relative to the listed prefix (from `list`) or the whole key."""
+
+    key: str
+    size: int
+    etag: str  # changes whenever the content does
+    crc64: str | None = None  # CRC-64/ECMA-182, decimal, when the store knows it
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What staging needs from a store. URIs are `scheme://bucket/key`; a prefix ends in `/`."""
+
+    def stat(self, uri: str) -> ObjectInfo | None:
+        """The object at `uri`, or None when there is none."""
+
+    def list(self, uri: str) -> list[ObjectInfo]:
+        """Every object below the prefix `uri` (recursively), keys relative to it."""
+
+    def get(self, uri: str, dest: Path) -> ObjectInfo:
+        """Download `uri` to the file `dest` (written whole or not at all), checksum verified."""
+
+    def put(self, src: Path, uri: str) -> ObjectInfo:
+        """Upload the file `src` to `uri`, checksum verified."""
+
+    def delete(self, uri: str) -> None:
+        """Remove the object at `uri` (no error when it is already gone)."""
+
+
+def scheme(uri: str) -> str:
+    return uri.split("://", 1)[0].lower() if "://" in uri else "file"
+
+
+def is_remote(value: str) -> bool:
+    """A URI a store must fetch (anything but a local path or file://)."""
+    return "://" in value and scheme(value) != "file"
+
+
+_STORES: dict[str, Store] = {}
+
+
+def store_for(uri: str) -> Store:
+    """The store for `uri`'s scheme (one instance per process)."""
+    name = scheme(uri)
+    if name not in _STORES:
+        if name not in plugins.available("store"):
+            raise UserError(
+                f"no store plugin handles {name}:// URIs ({uri}); "
+                "install the package that provides it, then check `runner plugins`"
+            )
+        _STORES[name] = plugins.load("store", name)()
+    return _STORES[name]
+
+
+def _listing(uri: str) -> tuple[bool, list[ObjectInfo]]:
+    """(is a prefix, its objects) for an input URI: an object, or everything below a prefix."""
+    store = store_for(uri)
+    if not uri.endswith("/"):
+        info = store.stat(uri)
+        if info is not None:
+            return False, [info]
+    objects = store.list(uri if uri.endswith("/") else uri + "/")
+    if not objects:
+        raise StoreError(f"{uri}: no such object or prefix")
+    return True, objects
+
+
+def input_signature(uri: str) -> str:
+    """What decides whether a remote input changed: every object's key, size and version."""
+    _, objects = _listing(uri)
+    text = json.dumps(sorted((o.key, o.size, o.etag, o.crc64) for o in objects))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def cache_path(uri: str, cache_dir: Path) -> Path:
+    """Where a remote input is kept locally; the command sees this path. An object keeps its
+    file name; a prefix is a folder."""
+    digest = hashlib.sha256(uri.encode()).hexdigest()[:16]
+    name = uri.rstrip("/").rsplit("/", 1)[-1] or "input"
+    return cache_dir / digest / name
+
+
+def stage_input(
+    uri: str,
+    local: Path,
+    *,
+    workers: int = WORKERS,
+    progress: Callable[[int, int], None] | None = None,
+) -> tuple[int, int]:
+    """Make `local` hold what `uri` holds: fetch only objects whose version changed since the
+    last staging, in parallel, each written whole and verified; remove what is gone. Files are
+    read-only. Returns (objects fetched, objects already there)."""
+    store = store_for(uri)
+    is_prefix, objects = _listing(uri)
+    manifest_file = local.parent / f".{local.name}.versions.json"
+    try:
+        known: dict[str, str] = json.loads(manifest_file.read_text())
+    except (OSError, ValueError):
+        known = {}
+    wanted: dict[str, tuple[str, Path]] = {}
+    for o in objects:
+        target = local / o.key if is_prefix else local
+        source = uri + o.key if is_prefix else uri
+        wanted[o.key] = (source, target)
+    if is_prefix and local.is_file():
+        local.unlink()
+    todo = []
+    for o in objects:
+        source, target = wanted[o.key]
+        version = f"{o.size}:{o.etag}:{o.crc64}"
+        if known.get(o.key) == version and target.is_file() and target.stat().st_size == o.size:
+            continue
+        todo.append((o, source, target, version))
+    fetched: dict[str, str] = {}
+
+    def fetch(item: tuple[ObjectInfo, str, Path, str]) -> None:
+        o, source, target, version = item
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if target.exists():
+            target.chmod(0o644)
+        store.get(source, target)
+        target.chmod(0o444)
+        fetched[o.key] = version
+
+    done = 0
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        for _ in pool.map(fetch, todo):
+            done += 1
+            if progress:
+                progress(done, len(todo))
+    if is_prefix:
+        # objects deleted from the prefix leave the local copy too
+        for path in sorted(local.rglob("*"), reverse=True):
+            rel = path.relative_to(local).as_posix()
+            if path.is_file() and rel not in wanted:
+                path.chmod(0o644)
+                path.unlink()
+            elif path.is_dir() and not any(path.iterdir()):
+                path.rmdir()
+    versions = {k: v for k, v in known.items() if k in wanted}
+    versions.update(fetched)
+    manifest_file.parent.mkdir(parents=True, exist_ok=True)
+    tmp = manifest_file.with_suffix(".tmp")
+    tmp.write_text(json.dumps(versions, sort_keys=True))
+    os.replace(tmp, manifest_file)
+    return len(todo), len(objects) - len(todo)
+
+
+def copy_verified(src: Path, dest: Path) -> str:
+    """Copy a local file whole (temporary name, then rename) and return its MD5; the copy is
+    read back and compared."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f".{dest.name}.part")
+    if tmp.exists():
+        tmp.unlink()
+    shutil.copyfile(src, tmp)
+    digest, again = _md5(src), _md5(tmp)
+    if digest != again:
+        tmp.unlink()
+        raise StoreError(f"{dest}: the copy differs from {src} (checksum mismatch)")
+    if dest.exists() and not os.access(dest, os.W_OK):
+        dest.chmod(dest.stat().st_mode | statmod.S_IWUSR)
+    os.replace(tmp, dest)
+    return digest
+
+
+def _md5(path: Path) -> str:
+    h = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
