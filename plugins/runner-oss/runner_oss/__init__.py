@@ -23,8 +23,10 @@ from __future__ import annotations
 import os
 import stat
 import threading
+import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import oss2
 from oss2.credentials import StaticCredentialsProvider
@@ -36,6 +38,9 @@ from runner.stores import ObjectInfo, StoreError
 
 __all__ = ["OSSStore", "load_settings", "split_uri"]
 
+T = TypeVar("T")
+
+ATTEMPTS = 5  # per request: 5xx, dropped connections and CRC mismatches are retried
 MULTIPART_THRESHOLD = 32 << 20
 PART_SIZE = 8 << 20
 THREADS = 4
@@ -97,6 +102,27 @@ def load_settings() -> dict[str, dict[str, str]]:
     return sections
 
 
+def _transient(e: Exception) -> bool:
+    """Worth another try: the service or the network, not the request."""
+    if isinstance(e, (oss2.exceptions.RequestError, oss2.exceptions.InconsistentError)):
+        return True
+    if isinstance(e, OssError):
+        return e.status >= 500 or e.status in (408, 429)
+    return isinstance(e, (ConnectionError, TimeoutError, StoreError))
+
+
+def _retry(what: Callable[[], T]) -> T:
+    """`what()`, again after a short, growing pause while it fails for a passing reason."""
+    for attempt in range(ATTEMPTS):
+        try:
+            return what()
+        except Exception as e:
+            if attempt == ATTEMPTS - 1 or not _transient(e):
+                raise
+            time.sleep(min(0.1 * 2**attempt, 2.0))
+    raise AssertionError("unreachable")
+
+
 def _why(e: Exception) -> str:
     """OSS's error code and message: no request headers, so no credentials."""
     if isinstance(e, OssError):
@@ -142,7 +168,8 @@ class OSSStore:
         if not key or key.endswith("/"):
             return None
         try:
-            meta = self._bucket(name).head_object(key)
+            bucket = self._bucket(name)
+            meta = _retry(lambda: bucket.head_object(key))
         except NoSuchKey:
             return None
         except OssError as e:
@@ -155,11 +182,14 @@ class OSSStore:
     def list(self, uri: str) -> list[ObjectInfo]:
         name, prefix = split_uri(uri)
         try:
-            return [
-                ObjectInfo(o.key[len(prefix) :], o.size, o.etag)
-                for o in oss2.ObjectIteratorV2(self._bucket(name), prefix=prefix)
-                if not o.key.endswith("/")
-            ]
+            bucket = self._bucket(name)
+            return _retry(
+                lambda: [
+                    ObjectInfo(o.key[len(prefix) :], o.size, o.etag)
+                    for o in oss2.ObjectIteratorV2(bucket, prefix=prefix)
+                    if not o.key.endswith("/")
+                ]
+            )
         except OssError as e:
             raise StoreError(f"{uri}: {_why(e)}") from None
 
@@ -167,14 +197,19 @@ class OSSStore:
         name, key = split_uri(uri)
         bucket = self._bucket(name)
         tmp = dest.with_name(f".{dest.name}.part")
-        try:
+
+        def once() -> ObjectInfo:
             result = bucket.get_object_to_file(key, str(tmp))
             crc = result.headers.get("x-oss-hash-crc64ecma")
             # oss2 checks the CRC when the server sends one; check again on what is on disk
             if crc is not None and str(_file_crc(tmp)) != crc:
                 raise StoreError(f"{uri}: the download's CRC-64 does not match the object's")
+            return ObjectInfo(key, tmp.stat().st_size, result.etag or "", crc)
+
+        try:
+            info = _retry(once)
             os.replace(tmp, dest)
-            return ObjectInfo(key, dest.stat().st_size, result.etag or "", crc)
+            return info
         except oss2.exceptions.InconsistentError:
             raise StoreError(f"{uri}: the download's CRC-64 does not match the object's") from None
         except OssError as e:
@@ -189,14 +224,16 @@ class OSSStore:
         name, key = split_uri(uri)
         bucket = self._bucket(name)
         try:
-            result = oss2.resumable_upload(
-                bucket,
-                key,
-                str(src),
-                multipart_threshold=MULTIPART_THRESHOLD,
-                part_size=PART_SIZE,
-                num_threads=THREADS,
-                store=oss2.ResumableStore(root=str(Path.home() / ".cache" / "runner")),
+            result = _retry(
+                lambda: oss2.resumable_upload(
+                    bucket,
+                    key,
+                    str(src),
+                    multipart_threshold=MULTIPART_THRESHOLD,
+                    part_size=PART_SIZE,
+                    num_threads=THREADS,
+                    store=oss2.ResumableStore(root=str(Path.home() / ".cache" / "runner")),
+                )
             )
             local = str(_file_crc(src))
             remote = result.headers.get("x-oss-hash-crc64ecma") if result.headers else None
@@ -218,7 +255,8 @@ class OSSStore:
     def delete(self, uri: str) -> None:
         name, key = split_uri(uri)
         try:
-            self._bucket(name).delete_object(key)
+            bucket = self._bucket(name)
+            _retry(lambda: bucket.delete_object(key))
         except OssError as e:
             raise StoreError(f"{uri}: {_why(e)}") from None
 

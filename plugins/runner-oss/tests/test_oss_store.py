@@ -1,0 +1,184 @@
+"""The oss store and remote inputs, against the FAKE OSS server in tests/fake_oss_server.py
+(it checks V1/V4 signatures and CRC-64 as OSS does) and through the real CLI."""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from runner_oss import OSSStore
+
+from runner.stores import StoreError, stage_input
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT))
+
+from tests.fake_oss_server import FakeOSSServer  # noqa: E402
+
+KEY_ID = "LTAItestkey0001"
+SECRET = "s3cr3t-never-to-be-seen-0f9e8d7c"
+
+
+@pytest.fixture
+def oss(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[FakeOSSServer]:
+    with FakeOSSServer(KEY_ID, SECRET) as server:
+        server.create_bucket("data")
+        monkeypatch.setenv("OSS_ACCESS_KEY_ID", KEY_ID)
+        monkeypatch.setenv("OSS_ACCESS_KEY_SECRET", SECRET)
+        monkeypatch.setenv("OSS_ENDPOINT", server.endpoint)
+        monkeypatch.setenv("OSS_REGION", "cn-test")
+        monkeypatch.setenv("RUNNER_OSS_CREDENTIALS", str(tmp_path / "no-such-file"))
+        monkeypatch.setenv("HOME", str(tmp_path / "home"))
+        import runner.stores
+
+        monkeypatch.setattr(runner.stores, "_STORES", {})
+        yield server
+
+
+def runner(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args], cwd=cwd, capture_output=True, text=True
+    )
+
+
+def test_put_get_stat_list_delete_with_crc(oss: FakeOSSServer, tmp_path: Path) -> None:
+    store = OSSStore()
+    src = tmp_path / "a.txt"
+    src.write_bytes(b"hello oss\n" * 1000)
+    info = store.put(src, "oss://data/in/a.txt")
+    assert info.size == 10_000 and info.crc64
+    assert store.stat("oss://data/in/a.txt") == info.__class__(
+        "in/a.txt", 10_000, info.etag, info.crc64
+    )
+    assert store.stat("oss://data/in/missing") is None
+    assert [o.key for o in store.list("oss://data/in/")] == ["a.txt"]
+    dest = tmp_path / "copy.txt"
+    store.get("oss://data/in/a.txt", dest)
+    assert dest.read_bytes() == src.read_bytes()
+    store.delete("oss://data/in/a.txt")
+    assert store.stat("oss://data/in/a.txt") is None
+
+
+def test_a_corrupted_download_is_an_error_and_leaves_no_file(
+    oss: FakeOSSServer, tmp_path: Path
+) -> None:
+    store = OSSStore()
+    oss.put_object("data", "x.bin", os.urandom(5000))
+    oss.corrupt_crc = True
+    with pytest.raises(StoreError, match="CRC-64"):
+        store.get("oss://data/x.bin", tmp_path / "x.bin")
+    assert not (tmp_path / "x.bin").exists()
+
+
+def test_wrong_secret_is_a_clear_error_without_the_secret(
+    oss: FakeOSSServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("OSS_ACCESS_KEY_SECRET", "wrong-" + SECRET)
+    with pytest.raises(StoreError) as e:
+        OSSStore().stat("oss://data/anything")
+    assert "SignatureDoesNotMatch" in str(e.value)
+    assert SECRET not in str(e.value)
+
+
+def test_staging_fetches_only_what_changed(oss: FakeOSSServer, tmp_path: Path) -> None:
+    for i in range(20):
+        oss.put_object("data", f"set/part-{i:02d}.txt", f"line {i}\n".encode())
+    local = tmp_path / "cache" / "set"
+    assert stage_input("oss://data/set/", local) == (20, 0)
+    assert sorted(p.name for p in local.iterdir())[:2] == ["part-00.txt", "part-01.txt"]
+    assert (local / "part-00.txt").stat().st_mode & 0o222 == 0  # read-only
+    oss.reset_counters()
+    assert stage_input("oss://data/set/", local) == (0, 20)
+    assert oss.requests.get("GetObject", 0) == 0  # nothing fetched twice
+    oss.put_object("data", "set/part-03.txt", b"changed\n")
+    OSSStore().delete("oss://data/set/part-19.txt")
+    assert stage_input("oss://data/set/", local) == (1, 18)
+    assert (local / "part-03.txt").read_text() == "changed\n"
+    assert not (local / "part-19.txt").exists()  # gone from the prefix, gone here
+
+
+MANIFEST = """\
+apiVersion: runner/v1
+kind: App
+metadata: {name: count}
+spec:
+  command: cat $<data>/*.txt | wc -l > $<out>/lines.txt
+  inputs: {data: {description: text files}}
+  outputs: {out: {description: the count}}
+---
+apiVersion: runner/v1
+kind: Job
+metadata: {name: j}
+spec:
+  tasks:
+    count:
+      app: count
+      inputs: {data: "oss://data/set/"}
+      outputs: {out: out}
+"""
+
+
+def test_a_job_reads_a_remote_prefix_and_reruns_only_when_it_changes(
+    oss: FakeOSSServer, tmp_path: Path
+) -> None:
+    for i in range(5):
+        oss.put_object("data", f"set/{i}.txt", b"a\nb\n")
+    (tmp_path / "m.yaml").write_text(MANIFEST)
+    r = runner("apply", "m.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "out" / "lines.txt").read_text().strip() == "10"
+    assert "5 fetched, 0 unchanged" in r.stdout
+    again = runner("plan", "m.yaml", "--detailed-exitcode", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr  # nothing changed: nothing to do
+    oss.put_object("data", "set/9.txt", b"c\n")
+    plan = runner("plan", "m.yaml", "--detailed-exitcode", cwd=tmp_path)
+    assert plan.returncode == 2 and "input data" in plan.stdout
+    r = runner("apply", "m.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 fetched, 5 unchanged" in r.stdout
+    assert (tmp_path / "out" / "lines.txt").read_text().strip() == "11"
+    # the secret is nowhere the runner wrote
+    everything = r.stdout + r.stderr + plan.stdout + plan.stderr
+    for path in (tmp_path / ".runner").rglob("*"):
+        if path.is_file():
+            everything += path.read_bytes().decode(errors="replace")
+    db = sqlite3.connect(tmp_path / ".runner" / "state.db")
+    for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+        everything += json.dumps(db.execute(f"SELECT * FROM {table}").fetchall(), default=str)
+    assert SECRET not in everything
+
+
+def test_a_missing_input_is_named_before_anything_runs(oss: FakeOSSServer, tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(MANIFEST.replace("oss://data/set/", "oss://data/nope/"))
+    r = runner("apply", "m.yaml", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "task 'count'" in r.stderr and "input 'data'" in r.stderr
+    assert "oss://data/nope/: no such object or prefix" in r.stderr
+    assert "Traceback" not in r.stderr and not (tmp_path / "out").exists()
+
+
+def test_staging_survives_a_flaky_service_and_never_accepts_a_bad_crc(
+    oss: FakeOSSServer, tmp_path: Path
+) -> None:
+    blobs = {f"many/{i:03d}.bin": os.urandom(1000 + i) for i in range(200)}
+    for key, data in blobs.items():
+        oss.put_object("data", key, data)
+    oss.fail_rate = 0.1  # 5xx
+    oss.drop_rate = 0.05  # connections closed without an answer
+    local = tmp_path / "many"
+    assert stage_input("oss://data/many/", local) == (200, 0)
+    assert sum(oss.injected.values()) > 10  # the faults did happen
+    for key, data in blobs.items():
+        assert (local / key.removeprefix("many/")).read_bytes() == data
+    oss.reset_faults()
+    oss.put_object("data", "many/000.bin", b"new content")
+    oss.corrupt_crc = True
+    with pytest.raises(StoreError, match="CRC-64"):
+        stage_input("oss://data/many/", local)
+    assert (local / "000.bin").read_bytes() == blobs["many/000.bin"]  # the old copy stays
