@@ -12,6 +12,7 @@ import asyncio
 import heapq
 import itertools
 import os
+import shutil
 import time
 from collections import deque
 from collections.abc import Callable
@@ -26,7 +27,7 @@ from runner.events import Event, Reporter
 from runner.manifest.loader import Cluster
 from runner.plan import InstancePlan, JobPlan, TaskPlan, refresh_fingerprints
 from runner.state import State
-from runner.stores import StoreError, stage_input
+from runner.stores import StoreError, stage_input, upload_dir
 
 __all__ = ["Engine", "Outcome", "load_executor"]
 
@@ -160,6 +161,7 @@ class Engine:
         self._report = reporter
         self._fail_fast = fail_fast
         self._staging = 0  # tasks whose inputs are being fetched
+        self._uploading = 0  # succeeded instances whose outputs are being stored
         self._factory = executor_factory or load_executor
         self._clusters: dict[str, _ClusterRun] = {}
         self._jobs: list[_JobRun] = []
@@ -270,11 +272,12 @@ class Engine:
                 not busy
                 and not self._retry_heap
                 and not self._staging
+                and not self._uploading
                 and not any(cr.ready for cr in clusters)
             ):
                 return
             now = time.monotonic()
-            timeout = IDLE_WAKE if not self._staging else STAGING_WAKE
+            timeout = STAGING_WAKE if self._staging or self._uploading else IDLE_WAKE
             if self._retry_heap:
                 timeout = min(timeout, self._retry_heap[0][0] - now)
             if self._deadline_heap:
@@ -320,7 +323,12 @@ class Engine:
                     while cr.ready and len(cr.running) < cr.limit and not self._cancelling:
                         await self._launch(cr, cr.ready.popleft())
             for inst, code, message in ended:
-                self._finished(inst, code, message)
+                if code == 0 and inst.task.plan.task.sinks and inst.stopped_by is None:
+                    # a success counts once its outputs are stored; the slot is free already
+                    self._uploading += 1
+                    self._spawn(self._upload_then_finish(inst, message))
+                else:
+                    self._finished(inst, code, message)
             self._fire_timers()
 
     def _fire_timers(self) -> None:
@@ -359,6 +367,12 @@ class Engine:
         try:
             if inst.plan.spec.workdir is not None:
                 inst.plan.spec.workdir.mkdir(parents=True, exist_ok=True)
+            for name in task.sinks:
+                # each attempt starts from an empty folder: what a failed attempt left there
+                # is never uploaded as if it were complete
+                mine = Path(task.outputs[name]) / str(inst.index)
+                shutil.rmtree(mine, ignore_errors=True)
+                mine.mkdir(parents=True)
             handle = await cr.executor.submit(spec=spec)
         except Exception as e:  # a backend refusing one attempt must not stop the others
             self._state.attempt_started(
@@ -433,8 +447,15 @@ class Engine:
         return Path(f"{base}.out"), Path(f"{base}.err")
 
     def _finished(
-        self, inst: _Inst, code: int | None, message: str | None, *, submitted: bool = True
+        self,
+        inst: _Inst,
+        code: int | None,
+        message: str | None,
+        *,
+        submitted: bool = True,
+        problem: str | None = None,
     ) -> None:
+        """An attempt ended. `problem`: already checked (outputs uploaded or why not)."""
         tr = inst.task
         task = tr.plan.task
         jr = tr.job_run
@@ -472,10 +493,11 @@ class Engine:
         elif code is None:
             state, reason = "lost", message or "the executor lost track of it"
         elif code == 0:
-            stdout, stderr = inst.logs
-            problem = tr.plan.kind.verify(
-                task=task, instance=inst.plan.spec, stdout=stdout, stderr=stderr
-            )
+            if problem is None and not task.sinks:
+                stdout, stderr = inst.logs
+                problem = tr.plan.kind.verify(
+                    task=task, instance=inst.plan.spec, stdout=stdout, stderr=stderr
+                )
             state, reason = ("succeeded", None) if problem is None else ("failed", problem)
         else:
             state, reason = "failed", f"exit code {code}"
@@ -602,6 +624,30 @@ class Engine:
             self._staging -= 1
         self._state.hold()
         self._start_task(tr)
+
+    async def _upload_then_finish(self, inst: _Inst, message: str | None) -> None:
+        tr = inst.task
+        task = tr.plan.task
+        problem = tr.plan.kind.verify(
+            task=task, instance=inst.plan.spec, stdout=inst.logs[0], stderr=inst.logs[1]
+        )
+        try:
+            if problem is None:
+                for name, uri in task.sinks.items():
+                    local = Path(task.outputs[name]) / str(inst.index)
+                    n = await asyncio.to_thread(upload_dir, local, uri)
+                    self._report.emit(
+                        Event(
+                            "uploaded", tr.job_run.name, tr.name, inst.index, inst.attempt,
+                            message=f"output {name}: {n} file(s) to {uri}",
+                        )
+                    )  # fmt: skip
+        except (StoreError, OSError, UserError) as e:
+            problem = f"output {name} not stored ({uri}): {e}"
+        finally:
+            self._uploading -= 1
+        self._state.hold()
+        self._finished(inst, 0, message, problem=problem)
 
     def _start_task(self, tr: _TaskRun) -> None:
         self._state.task_state(tr.job_run.run_id, tr.name, "running")

@@ -147,6 +147,25 @@ def bind_remote_inputs(task: Task, cache_dir: Path) -> None:
             task.inputs[name] = str(cache_path(value, cache_dir))
 
 
+def bind_remote_outputs(task: Task, stage_dir: Path) -> None:
+    """Remote outputs are written locally first: the command sees a local folder."""
+    for name, value in list(task.outputs.items()):
+        if value and is_remote(value):
+            task.sinks[name] = value
+            task.outputs[name] = str(cache_path(value, stage_dir / task.job / task.name))
+
+
+def per_instance_outputs(task: Task, spec: InstanceSpec) -> None:
+    """Each instance writes a remote output into a folder of its own (`.../out/3`), so that
+    what one instance uploads is its own, complete work and nobody else's."""
+    for name in task.sinks:
+        base = task.outputs[name]
+        mine = f"{base}/{spec.index}"
+        spec.argv[:] = [a.replace(base, mine) for a in spec.argv]
+        for k, v in spec.env.items():
+            spec.env[k] = v.replace(base, mine)
+
+
 def _task_parts(task: Task) -> dict[str, str]:
     parts = {
         "kind": task.kind,
@@ -159,7 +178,7 @@ def _task_parts(task: Task) -> dict[str, str]:
     for name, path in task.inputs.items():
         parts[f"input {name}"] = _input_part(task, name, path)
     for name, path in task.outputs.items():
-        parts[f"output {name}"] = _h(path)
+        parts[f"output {name}"] = _h(task.sinks.get(name, path))
     return parts
 
 
@@ -259,7 +278,10 @@ def make_plan(
             if kind is None:
                 kind = kinds[task.kind] = load_kind(task.kind)
             bind_remote_inputs(task, cache_dir)
+            bind_remote_outputs(task, cache_dir.parent / "outputs")
             specs = kind.expand(task=task)
+            for spec in specs if task.sinks else ():
+                per_instance_outputs(task, spec)
             if len(specs) != task.instances:  # a kind may derive the count (blender's chunk)
                 task.instances = len(specs)
             base = _task_parts(task)

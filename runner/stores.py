@@ -32,6 +32,7 @@ __all__ = [
     "is_remote",
     "stage_input",
     "store_for",
+    "upload_dir",
 ]
 
 WORKERS = 8  # transfers at once: object stores answer many requests better than one big one
@@ -188,6 +189,21 @@ def stage_input(
     tmp.write_text(json.dumps(versions, sort_keys=True))
     os.replace(tmp, manifest_file)
     return len(todo), len(objects) - len(todo)
+
+
+def upload_dir(local: Path, uri: str, *, workers: int = WORKERS) -> int:
+    """Upload every file below `local` to `uri` + its relative path, in parallel, each
+    verified by the store; returns how many. The first failure is raised."""
+    store = store_for(uri)
+    base = uri if uri.endswith("/") else uri + "/"
+    files = sorted(p for p in local.rglob("*") if p.is_file())
+
+    def send(path: Path) -> None:
+        store.put(path, base + path.relative_to(local).as_posix())
+
+    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+        list(pool.map(send, files))
+    return len(files)
 
 
 def copy_verified(src: Path, dest: Path) -> str:

@@ -82,6 +82,9 @@ class Task:
     file: str
     # inputs that a store stages: name -> URI (`inputs` then holds the local copy's path)
     sources: dict[str, str] = field(default_factory=dict)
+    # outputs that a store receives: name -> URI (`outputs` then holds the local folder; each
+    # instance writes below it in a folder of its own, uploaded when the instance succeeds)
+    sinks: dict[str, str] = field(default_factory=dict)
 
     def values(self) -> dict[str, str]:
         """Text for every placeholder except the per-instance ones."""

@@ -182,3 +182,58 @@ def test_staging_survives_a_flaky_service_and_never_accepts_a_bad_crc(
     with pytest.raises(StoreError, match="CRC-64"):
         stage_input("oss://data/many/", local)
     assert (local / "000.bin").read_bytes() == blobs["many/000.bin"]  # the old copy stays
+
+
+PRODUCE = """\
+apiVersion: runner/v1
+kind: Cluster
+metadata: {{name: here}}
+spec: {{executor: local, slots: 4}}
+---
+apiVersion: runner/v1
+kind: Job
+metadata: {{name: p}}
+spec:
+  cluster: here
+  tasks:
+    make:
+      instances: 4
+      retries: 1
+      retryBackoff: 1s
+      command: >-
+        mkdir -p $<out>/part-$<instance_id> &&
+        for i in $(seq 50); do echo $<instance_id>-$i > $<out>/part-$<instance_id>/$i.txt; done &&
+        {fail}
+      outputs: {{out: "oss://data/results/"}}
+"""
+
+
+def test_outputs_are_uploaded_per_instance_after_success_only(
+    oss: FakeOSSServer, tmp_path: Path
+) -> None:
+    # instance 2 writes its files and then fails on its first attempt
+    fail = (
+        'if [ $<instance_id> = 2 ] && [ "$RUNNER_ATTEMPT" = 1 ]; then '
+        "echo half > $<out>/partial.txt; exit 3; fi"
+    )
+    (tmp_path / "m.yaml").write_text(PRODUCE.format(fail=fail))
+    oss.fail_rate = 0.1
+    r = runner("apply", "m.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    oss.reset_faults()
+    keys = set(oss.list_keys("data", "results/"))
+    assert len(keys) == 200  # 4 instances x 50 files, each verified by CRC-64 on the way
+    assert "results/partial.txt" not in keys  # the failed attempt's file never went up
+    assert oss.get_object("data", "results/part-3/7.txt") == b"3-7\n"
+    assert "output out: 50 file(s) to oss://data/results/" in r.stdout
+
+
+def test_an_output_that_cannot_be_stored_fails_the_instance(
+    oss: FakeOSSServer, tmp_path: Path
+) -> None:
+    text = PRODUCE.format(fail="true").replace("oss://data/results/", "oss://nobucket/r/")
+    (tmp_path / "m.yaml").write_text(text.replace("instances: 4", "instances: 1"))
+    r = runner("apply", "m.yaml", cwd=tmp_path)
+    assert r.returncode == 1
+    assert "output out not stored (oss://nobucket/r/)" in r.stdout
+    assert "NoSuchBucket" in r.stdout and SECRET not in r.stdout + r.stderr
