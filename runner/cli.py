@@ -387,6 +387,94 @@ def plugins(output: OutputOpt = Output.text) -> None:
         print(f"{p.group:<9} {p.name:<12} {p.distribution} {p.version}  ({p.value})")
 
 
+oss_app = typer.Typer(
+    help="Look at object storage: list, copy, print. Works for any store URI (oss://, file).",
+    no_args_is_help=True,
+)
+app.add_typer(oss_app, name="oss")
+
+
+def _store_call(what: Any) -> Any:
+    from runner.stores import StoreError
+
+    try:
+        return what()
+    except StoreError as e:
+        raise UserError(str(e)) from None
+
+
+@oss_app.command("ls")
+def oss_ls(
+    uri: Annotated[str, typer.Argument(help="oss://BUCKET/PREFIX/ (or an object)")],
+    output: OutputOpt = Output.text,
+) -> None:
+    """Objects below a prefix: size, ETag and key."""
+    from runner.stores import store_for
+
+    store = store_for(uri)
+    found = _store_call(lambda: store.list(uri if uri.endswith("/") else uri + "/"))
+    if not found and not uri.endswith("/"):
+        one = _store_call(lambda: store.stat(uri))
+        found = [one] if one else []
+    if output == Output.json:
+        print(json.dumps([o.__dict__ for o in found], indent=1))
+        return
+    for o in found:
+        print(f"{o.size:>12}  {o.etag:<36}  {o.key}")
+    if not found:
+        raise UserError(f"{uri}: no such object or prefix")
+
+
+@oss_app.command("cp")
+def oss_cp(
+    src: Annotated[str, typer.Argument(help="a local file or folder, or a URI")],
+    dest: Annotated[str, typer.Argument(help="a URI (prefix ending in /), or a local path")],
+) -> None:
+    """Copy one way or the other; a folder or prefix goes whole, in parallel, verified."""
+    from runner.stores import is_remote, stage_input, store_for, upload_dir
+
+    if is_remote(src) and not is_remote(dest):
+        target = Path(dest)
+        if src.endswith("/"):
+            n, _ = _store_call(lambda: stage_input(src, target, read_only=False))
+        else:
+            if target.is_dir():
+                target = target / src.rstrip("/").rsplit("/", 1)[-1]
+            _store_call(lambda: store_for(src).get(src, target))
+            n = 1
+        print(f"{n} object(s) copied to {target}")
+    elif is_remote(dest) and not is_remote(src):
+        path = Path(src)
+        if path.is_dir():
+            n = _store_call(lambda: upload_dir(path, dest))
+        elif path.is_file():
+            key = dest + path.name if dest.endswith("/") else dest
+            _store_call(lambda: store_for(key).put(path, key))
+            n = 1
+        else:
+            raise UserError(f"{src}: no such file or folder")
+        print(f"{n} file(s) copied to {dest}")
+    else:
+        raise UserError("copy between a local path and a URI (one of each)")
+
+
+@oss_app.command("cat")
+def oss_cat(uri: Annotated[str, typer.Argument(help="oss://BUCKET/KEY")]) -> None:
+    """Print an object."""
+    import tempfile
+
+    from runner.stores import store_for
+
+    with tempfile.TemporaryDirectory() as tmp:
+        target = Path(tmp) / "object"
+        _store_call(lambda: store_for(uri).get(uri, target))
+        sys.stdout.flush()
+        with target.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 16), b""):
+                sys.stdout.buffer.write(block)
+        sys.stdout.flush()
+
+
 def _wants_json(argv: list[str]) -> bool:
     for i, a in enumerate(argv):
         if a in ("--output=json", "-ojson"):

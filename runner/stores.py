@@ -131,10 +131,11 @@ def stage_input(
     *,
     workers: int = WORKERS,
     progress: Callable[[int, int], None] | None = None,
+    read_only: bool = True,
 ) -> tuple[int, int]:
     """Make `local` hold what `uri` holds: fetch only objects whose version changed since the
     last staging, in parallel, each written whole and verified; remove what is gone. Files are
-    read-only. Returns (objects fetched, objects already there)."""
+    read-only (unless `read_only` is false). Returns (objects fetched, objects already there)."""
     store = store_for(uri)
     is_prefix, objects = _listing(uri)
     manifest_file = local.parent / f".{local.name}.versions.json"
@@ -164,7 +165,8 @@ def stage_input(
         if target.exists():
             target.chmod(0o644)
         store.get(source, target)
-        target.chmod(0o444)
+        if read_only:
+            target.chmod(0o444)
         fetched[o.key] = version
 
     done = 0

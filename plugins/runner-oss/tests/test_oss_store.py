@@ -237,3 +237,43 @@ def test_an_output_that_cannot_be_stored_fails_the_instance(
     assert r.returncode == 1
     assert "output out not stored (oss://nobucket/r/)" in r.stdout
     assert "NoSuchBucket" in r.stdout and SECRET not in r.stdout + r.stderr
+
+
+def test_runner_oss_ls_cp_cat(oss: FakeOSSServer, tmp_path: Path) -> None:
+    (tmp_path / "up" / "sub").mkdir(parents=True)
+    (tmp_path / "up" / "a.txt").write_text("alpha\n")
+    (tmp_path / "up" / "sub" / "b.txt").write_text("beta\n")
+    r = runner("oss", "cp", "up", "oss://data/tree/", cwd=tmp_path)
+    assert r.returncode == 0 and "2 file(s) copied" in r.stdout, r.stderr
+    ls = runner("oss", "ls", "oss://data/tree/", cwd=tmp_path)
+    assert ls.returncode == 0
+    assert [line.split()[-1] for line in ls.stdout.splitlines()] == ["a.txt", "sub/b.txt"]
+    cat = runner("oss", "cat", "oss://data/tree/sub/b.txt", cwd=tmp_path)
+    assert cat.returncode == 0 and cat.stdout == "beta\n"
+    down = runner("oss", "cp", "oss://data/tree/", "down", cwd=tmp_path)
+    assert down.returncode == 0, down.stderr
+    assert (tmp_path / "down" / "sub" / "b.txt").read_text() == "beta\n"
+    missing = runner("oss", "cat", "oss://data/tree/nope", cwd=tmp_path)
+    assert missing.returncode == 2 and "oss://data/tree/nope" in missing.stderr
+    assert "Traceback" not in missing.stderr and SECRET not in missing.stderr
+
+
+def test_a_credentials_file_must_be_private(
+    oss: FakeOSSServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for var in ("OSS_ACCESS_KEY_ID", "OSS_ACCESS_KEY_SECRET", "OSS_REGION"):
+        monkeypatch.delenv(var)
+    creds = tmp_path / "creds"
+    creds.write_text(
+        f"access_key_id = {KEY_ID}\naccess_key_secret = {SECRET}\n\n"
+        f"[bucket data]\nendpoint = {oss.endpoint}\nregion = cn-test\n"
+    )
+    monkeypatch.setenv("RUNNER_OSS_CREDENTIALS", str(creds))
+    creds.chmod(0o644)
+    r = runner("oss", "ls", "oss://data/", cwd=tmp_path)
+    assert r.returncode == 2 and "readable by others" in r.stderr and "chmod 600" in r.stderr
+    assert SECRET not in r.stderr
+    creds.chmod(0o600)
+    oss.put_object("data", "k.txt", b"x")
+    r = runner("oss", "ls", "oss://data/", cwd=tmp_path)
+    assert r.returncode == 0 and "k.txt" in r.stdout, r.stderr
