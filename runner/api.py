@@ -13,6 +13,7 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
 from runner.manifest.loader import Bundle, Cluster, load
 from runner.plan import JobPlan, make_plan, start_run
 from runner.state import State, default_state_dir
+from runner.stores import StoreError, store_for
 
 __all__ = ["apply", "cancel", "plan", "plan_as_json", "validate"]
 
@@ -250,6 +252,9 @@ def apply(
         for job, rid in run_ids.items():
             st = outcome.states[job]
             state.finish_run(rid, st)
+        for jp in work:
+            for problem in write_run_records(state, jp, run_ids[jp.job.name]):
+                out.write(f"warning: {problem}\n")
         counts = ", ".join(f"{n} {s.replace('_', ' ')}" for s, n in sorted(outcome.counts.items()))
         if output == "json":
             out.write(
@@ -273,6 +278,59 @@ def apply(
         for lock in locks:
             lock.release()
         state.close()
+
+
+def write_run_records(state: State, jp: JobPlan, run_id: int) -> list[str]:
+    """A run's record, as JSON lines, next to its logs in every `logs` location its tasks
+    name (<logs>/<job>/<run>/run.jsonl): auditable from any machine. Returns problems."""
+    places = sorted({tp.task.logs for tp in jp.tasks.values() if tp.task.logs})
+    if not places:
+        return []
+    run = state.run(run_id) or {}
+    lines = [{"type": "run", **{k: run.get(k) for k in _RECORD_RUN}}]
+    for t in state.tasks(run_id):
+        task = jp.tasks[t["task"]].task if t["task"] in jp.tasks else None
+        lines.append(
+            {
+                "type": "task",
+                **t,
+                "params": task.params if task else None,
+                "kind": task.kind if task else None,
+                "app": task.app if task else None,
+            }
+        )
+        for inst in state.instances(run_id, t["task"]):
+            for a in state.attempts(run_id, t["task"], inst["idx"]):
+                copies = state.log_copies(run_id, t["task"], inst["idx"], a["attempt"])
+                lines.append(
+                    {
+                        "type": "attempt",
+                        "task": t["task"],
+                        "instance": inst["idx"],
+                        **{k: a[k] for k in ("attempt", "state", "exit_code", "reason")},
+                        **{k: a[k] for k in ("started_at", "ended_at", "executor")},
+                        "stdout": copies.get("stdout", a["stdout"]),
+                        "stderr": copies.get("stderr", a["stderr"]),
+                    }
+                )
+    text = "".join(json.dumps(line, default=str, sort_keys=True) + "\n" for line in lines)
+    problems = []
+    with tempfile.NamedTemporaryFile("w", suffix=".jsonl") as f:
+        f.write(text)
+        f.flush()
+        for place in places:
+            uri = f"{place.rstrip('/')}/{jp.job.name}/{run_id}/run.jsonl"
+            try:
+                store_for(uri).put(Path(f.name), uri)
+            except (StoreError, OSError, UserError) as e:
+                problems.append(f"run record not stored at {uri}: {e}")
+    return problems
+
+
+_RECORD_RUN = (
+    "id", "job", "state", "reason", "started_at", "ended_at", "manifest_digest",
+    "manifest_files", "git_commit", "host",
+)  # fmt: skip
 
 
 async def _run_with_signals(engine: Engine) -> Outcome:

@@ -306,8 +306,9 @@ def logs(
             raise UserError(
                 f"{task}/{idx} in run {run} has attempts 1..{len(attempts)}, not {attempt}"
             )
+        copies = state.log_copies(run, task, idx, chosen["attempt"])
         for name, path in _streams(chosen, stream):
-            data = path.read_bytes() if path.exists() else b""
+            data = path.read_bytes() if path.exists() else _stored_log(copies.get(name))
             if stream == "both" and data:
                 print(
                     f"==> {name} of {task}/{idx} attempt {chosen['attempt']} ({path}) <==",
@@ -327,6 +328,22 @@ def _write_bytes(data: bytes) -> None:
         buffer.flush()
     else:
         sys.stdout.write(data.decode(errors="replace"))
+
+
+def _stored_log(uri: str | None) -> bytes:
+    """A log stream from where the run stored it (another machine's run, say)."""
+    if uri is None:
+        return b""
+    import tempfile
+
+    from runner.stores import StoreError, store_for
+
+    with tempfile.TemporaryDirectory() as tmp:
+        try:
+            store_for(uri).get(uri, Path(tmp) / "log")
+        except StoreError as e:
+            raise UserError(f"log not readable here or at {uri}: {e}") from None
+        return (Path(tmp) / "log").read_bytes()
 
 
 def _streams(attempt: dict[str, Any], stream: str) -> list[tuple[str, Path]]:

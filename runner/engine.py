@@ -27,7 +27,7 @@ from runner.events import Event, Reporter
 from runner.manifest.loader import Cluster
 from runner.plan import InstancePlan, JobPlan, TaskPlan, refresh_fingerprints
 from runner.state import State
-from runner.stores import StoreError, stage_input, upload_dir
+from runner.stores import StoreError, stage_input, store_for, upload_dir
 
 __all__ = ["Engine", "Outcome", "load_executor"]
 
@@ -162,6 +162,7 @@ class Engine:
         self._fail_fast = fail_fast
         self._staging = 0  # tasks whose inputs are being fetched
         self._uploading = 0  # succeeded instances whose outputs are being stored
+        self._shipping = 0  # attempts whose logs are being copied to their task's `logs`
         self._factory = executor_factory or load_executor
         self._clusters: dict[str, _ClusterRun] = {}
         self._jobs: list[_JobRun] = []
@@ -273,11 +274,13 @@ class Engine:
                 and not self._retry_heap
                 and not self._staging
                 and not self._uploading
+                and not self._shipping
                 and not any(cr.ready for cr in clusters)
             ):
                 return
             now = time.monotonic()
-            timeout = STAGING_WAKE if self._staging or self._uploading else IDLE_WAKE
+            background = self._staging or self._uploading or self._shipping
+            timeout = STAGING_WAKE if background else IDLE_WAKE
             if self._retry_heap:
                 timeout = min(timeout, self._retry_heap[0][0] - now)
             if self._deadline_heap:
@@ -532,6 +535,9 @@ class Engine:
             fingerprint=inst.plan.fingerprint if ok else None,
             parts=inst.plan.parts if ok else None,
         )
+        if task.logs and submitted:
+            self._shipping += 1
+            self._spawn(self._ship_logs(inst, inst.attempt, inst.logs))
         event, message = state, reason
         if retry:
             delay = min(task.retry_backoff * 2 ** (inst.attempt - 1), MAX_BACKOFF)
@@ -648,6 +654,28 @@ class Engine:
             self._uploading -= 1
         self._state.hold()
         self._finished(inst, 0, message, problem=problem)
+
+    async def _ship_logs(self, inst: _Inst, attempt: int, logs: tuple[Path, Path]) -> None:
+        """Copy an ended attempt's stdout and stderr to its task's `logs` location:
+        <logs>/<job>/<run>/<task>/<instance>/<attempt>/{stdout,stderr}."""
+        tr = inst.task
+        jr = tr.job_run
+        base = f"{tr.plan.task.logs}".rstrip("/")
+        where = f"{base}/{jr.name}/{jr.run_id}/{tr.name}/{inst.index}/{attempt}"
+        try:
+            for stream, path in zip(("stdout", "stderr"), logs, strict=True):
+                uri = f"{where}/{stream}"
+                await asyncio.to_thread(_copy_log, path, uri)
+                self._state.log_copied(jr.run_id, tr.name, inst.index, attempt, stream, uri)
+        except (StoreError, OSError, UserError) as e:
+            self._report.emit(
+                Event(
+                    "logs-not-stored", jr.name, tr.name, inst.index, attempt,
+                    message=f"{where}: {e} (they stay in {logs[0].parent})",
+                )
+            )  # fmt: skip
+        finally:
+            self._shipping -= 1
 
     def _start_task(self, tr: _TaskRun) -> None:
         self._state.task_state(tr.job_run.run_id, tr.name, "running")
@@ -774,3 +802,14 @@ def load_executor(cluster: Cluster) -> Executor:
     factory: Any = plugins.load("executor", cluster.executor)
     executor: Executor = factory(cluster=cluster)
     return executor
+
+
+def _copy_log(path: Path, uri: str) -> None:
+    """One log stream to its store; a stream the attempt never wrote to is an empty object."""
+    if path.exists():
+        store_for(uri).put(path, uri)
+        return
+    import tempfile
+
+    with tempfile.NamedTemporaryFile() as empty:
+        store_for(uri).put(Path(empty.name), uri)

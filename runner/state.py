@@ -79,6 +79,15 @@ CREATE TABLE IF NOT EXISTS attempts (
     PRIMARY KEY (run_id, task, idx, attempt)
 );
 CREATE INDEX IF NOT EXISTS attempts_state ON attempts (state);
+CREATE TABLE IF NOT EXISTS log_copies (
+    run_id INTEGER NOT NULL,
+    task TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    attempt INTEGER NOT NULL,
+    stream TEXT NOT NULL,
+    uri TEXT NOT NULL,
+    PRIMARY KEY (run_id, task, idx, attempt, stream)
+);
 CREATE TABLE IF NOT EXISTS current (
     job TEXT NOT NULL,
     task TEXT NOT NULL,
@@ -446,6 +455,25 @@ class State:
             " ORDER BY attempt",
             (run_id, task, idx),
         )
+
+    def log_copied(
+        self, run_id: int, task: str, idx: int, attempt: int, stream: str, uri: str
+    ) -> None:
+        """An attempt's stdout or stderr was stored at `uri` (the `logs` of its task)."""
+        with self.transaction() as db:
+            db.execute(
+                "INSERT OR REPLACE INTO log_copies VALUES (?, ?, ?, ?, ?, ?)",
+                (run_id, task, idx, attempt, stream, uri),
+            )
+
+    def log_copies(self, run_id: int, task: str, idx: int, attempt: int) -> dict[str, str]:
+        """stream -> URI of the stored copies of an attempt's logs."""
+        rows = self.db.execute(
+            "SELECT stream, uri FROM log_copies WHERE run_id = ? AND task = ? AND idx = ?"
+            " AND attempt = ?",
+            (run_id, task, idx, attempt),
+        ).fetchall()
+        return dict(rows)
 
     def running_attempts(self, run_id: int) -> list[dict[str, Any]]:
         """Attempts of a run still marked running (or queued in their executor)."""

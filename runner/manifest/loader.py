@@ -980,7 +980,7 @@ def _resolve_task(
         cluster=cluster,
         inputs=inputs,
         outputs=outputs,
-        logs=t.logs,
+        logs=_local_or_uri(t.logs, base_dir) if t.logs else None,
         base_dir=base_dir,
         file=doc.file,
     )

@@ -277,3 +277,45 @@ def test_a_credentials_file_must_be_private(
     oss.put_object("data", "k.txt", b"x")
     r = runner("oss", "ls", "oss://data/", cwd=tmp_path)
     assert r.returncode == 0 and "k.txt" in r.stdout, r.stderr
+
+
+LOGGED = """\
+apiVersion: runner/v1
+kind: Job
+metadata: {name: j}
+spec:
+  tasks:
+    t:
+      instances: 2
+      command: echo out-$<instance_id>; echo err-$<instance_id> >&2
+      logs: LOGS
+"""
+
+
+@pytest.mark.parametrize("where", ["oss://data/logs/", "shipped"])
+def test_logs_and_the_run_record_are_stored_and_read_back(
+    oss: FakeOSSServer, tmp_path: Path, where: str
+) -> None:
+    (tmp_path / "m.yaml").write_text(LOGGED.replace("LOGS", where))
+    r = runner("apply", "m.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    if where.startswith("oss://"):
+        stored = oss.get_object("data", "logs/j/1/t/1/1/stdout")
+        record = oss.get_object("data", "logs/j/1/run.jsonl").decode()
+    else:
+        stored = (tmp_path / "shipped" / "j" / "1" / "t" / "1" / "1" / "stdout").read_bytes()
+        record = (tmp_path / "shipped" / "j" / "1" / "run.jsonl").read_text()
+    assert stored == b"out-1\n"
+    lines = [json.loads(line) for line in record.splitlines()]
+    assert lines[0]["type"] == "run" and lines[0]["state"] == "succeeded"
+    attempts = [x for x in lines if x["type"] == "attempt"]
+    assert sorted((a["instance"], a["exit_code"]) for a in attempts) == [(0, 0), (1, 0)]
+    assert all(a["stdout"].startswith(where if "://" in where else str(tmp_path)) for a in attempts)
+    # the machine's own copies are gone: `runner logs` reads the stored ones
+    import shutil
+
+    shutil.rmtree(tmp_path / ".runner" / "logs")
+    shown = runner("logs", "1", "t/0", cwd=tmp_path)
+    assert shown.returncode == 0, shown.stderr
+    assert "out-0" in shown.stdout and "err-0" in shown.stdout
+    assert SECRET not in record + shown.stdout + shown.stderr
