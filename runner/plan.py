@@ -22,7 +22,14 @@ from runner.errors import UserError
 from runner.manifest.loader import Bundle, Job, did_you_mean
 from runner.manifest.template import render
 from runner.state import CurrentInstance, State
-from runner.stores import StoreError, cache_path, input_signature, is_remote
+from runner.stores import (
+    StoreError,
+    cache_path,
+    check_writable,
+    input_signature,
+    is_remote,
+    split_glob,
+)
 
 __all__ = [
     "InstancePlan",
@@ -152,7 +159,8 @@ def bind_remote_outputs(task: Task, stage_dir: Path) -> None:
     for name, value in list(task.outputs.items()):
         if value and is_remote(value):
             task.sinks[name] = value
-            task.outputs[name] = str(cache_path(value, stage_dir / task.job / task.name))
+            prefix, _ = split_glob(value)
+            task.outputs[name] = str(cache_path(prefix, stage_dir / task.job / task.name))
 
 
 def per_instance_outputs(task: Task, spec: InstanceSpec) -> None:
@@ -317,6 +325,15 @@ def make_plan(
                         action, reason = "run", "requested (--rerun)"
                 instances.append(InstancePlan(spec, fp, parts, action, reason))
             tp = TaskPlan(task, kind, instances)
+            if tp.action == "run":
+                # before anything runs: every output location must take what it will get
+                for name, uri in task.sinks.items():
+                    try:
+                        check_writable(uri)
+                    except StoreError as e:
+                        raise UserError(
+                            f"task {tname!r} ({task.file}), output {name!r} is not writable: {e}"
+                        ) from None
             if tp.action == "run":
                 running_tasks.add(tname)
             jp.tasks[tname] = tp

@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import stat as statmod
+import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -28,8 +29,10 @@ __all__ = [
     "Store",
     "StoreError",
     "cache_path",
+    "check_writable",
     "input_signature",
     "is_remote",
+    "split_glob",
     "stage_input",
     "store_for",
     "upload_dir",
@@ -193,12 +196,38 @@ def stage_input(
     return len(todo), len(objects) - len(todo)
 
 
+def check_writable(uri: str) -> None:
+    """Raise StoreError unless an object can be written below `uri` (a probe, then removed)."""
+    prefix, _ = split_glob(uri)
+    base = prefix if prefix.endswith("/") else prefix + "/"
+    probe = f"{base}.runner-write-check-{os.getpid()}-{os.urandom(4).hex()}"
+    store = store_for(probe)
+    with tempfile.NamedTemporaryFile() as empty:
+        store.put(Path(empty.name), probe)
+    store.delete(probe)
+
+
+def split_glob(uri: str) -> tuple[str, str | None]:
+    """`oss://b/out/*.png` -> (`oss://b/out/`, `*.png`): an output may name a glob of files
+    (as Cromwell's glob() does); without one, everything is stored."""
+    head, _, last = uri.rpartition("/")
+    if head and any(c in last for c in "*?["):
+        return head + "/", last
+    return uri, None
+
+
 def upload_dir(local: Path, uri: str, *, workers: int = WORKERS) -> int:
-    """Upload every file below `local` to `uri` + its relative path, in parallel, each
-    verified by the store; returns how many. The first failure is raised."""
+    """Upload every file below `local` (those matching the URI's glob, if it ends in one) to
+    the URI + its relative path, in parallel, each verified by the store; returns how many.
+    The first failure is raised."""
+    uri, pattern = split_glob(uri)
     store = store_for(uri)
     base = uri if uri.endswith("/") else uri + "/"
-    files = sorted(p for p in local.rglob("*") if p.is_file())
+    files = sorted(
+        p
+        for p in (local.glob(pattern) if pattern else local.rglob("*"))
+        if p.is_file() and not p.relative_to(local).as_posix().startswith(".")
+    )
 
     def send(path: Path) -> None:
         store.put(path, base + path.relative_to(local).as_posix())

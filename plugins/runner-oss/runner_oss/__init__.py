@@ -40,7 +40,7 @@ __all__ = ["OSSStore", "load_settings", "split_uri"]
 
 T = TypeVar("T")
 
-ATTEMPTS = 5  # per request: 5xx, dropped connections and CRC mismatches are retried
+ATTEMPTS = 8  # per request: 5xx, dropped connections and CRC mismatches are retried
 MULTIPART_THRESHOLD = 32 << 20
 PART_SIZE = 8 << 20
 THREADS = 4
@@ -119,7 +119,7 @@ def _retry(what: Callable[[], T]) -> T:
         except Exception as e:
             if attempt == ATTEMPTS - 1 or not _transient(e):
                 raise
-            time.sleep(min(0.1 * 2**attempt, 2.0))
+            time.sleep(min(0.05 * 2**attempt, 1.0))
     raise AssertionError("unreachable")
 
 

@@ -8,6 +8,7 @@ import os
 import sqlite3
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -231,12 +232,22 @@ def test_outputs_are_uploaded_per_instance_after_success_only(
 def test_an_output_that_cannot_be_stored_fails_the_instance(
     oss: FakeOSSServer, tmp_path: Path
 ) -> None:
-    text = PRODUCE.format(fail="true").replace("oss://data/results/", "oss://nobucket/r/")
+    oss.create_bucket("brief")
+    text = PRODUCE.format(fail="sleep 1.5").replace("oss://data/results/", "oss://brief/r/")
     (tmp_path / "m.yaml").write_text(text.replace("instances: 4", "instances: 1"))
-    r = runner("apply", "m.yaml", cwd=tmp_path)
-    assert r.returncode == 1
-    assert "output out not stored (oss://nobucket/r/)" in r.stdout
-    assert "NoSuchBucket" in r.stdout and SECRET not in r.stdout + r.stderr
+    p = subprocess.Popen(
+        [sys.executable, "-m", "runner", "apply", "m.yaml"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not oss.requests.get("DeleteObject") and time.monotonic() < deadline:
+        time.sleep(0.05)  # the pre-flight's probe is written and removed: the run starts
+    time.sleep(0.3)
+    oss.delete_bucket("brief")  # gone while the instance runs: its upload fails
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 1, out + err
+    assert "output out not stored (oss://brief/r/)" in out
+    assert "NoSuchBucket" in out and SECRET not in out + err
 
 
 def test_runner_oss_ls_cp_cat(oss: FakeOSSServer, tmp_path: Path) -> None:
@@ -319,3 +330,27 @@ def test_logs_and_the_run_record_are_stored_and_read_back(
     assert shown.returncode == 0, shown.stderr
     assert "out-0" in shown.stdout and "err-0" in shown.stdout
     assert SECRET not in record + shown.stdout + shown.stderr
+
+
+def test_an_output_glob_stores_only_matching_files(oss: FakeOSSServer, tmp_path: Path) -> None:
+    text = PRODUCE.format(fail="touch $<out>/keep.png $<out>/skip.tmp").replace(
+        "oss://data/results/", "oss://data/globbed/*.png"
+    )
+    (tmp_path / "m.yaml").write_text(text.replace("instances: 4", "instances: 1"))
+    r = runner("apply", "m.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert oss.list_keys("data", "globbed/") == ["globbed/keep.png"]
+
+
+def test_an_unwritable_output_is_named_before_anything_runs(
+    oss: FakeOSSServer, tmp_path: Path
+) -> None:
+    text = PRODUCE.format(fail="true").replace("oss://data/results/", "oss://nobucket/r/")
+    (tmp_path / "m.yaml").write_text(text)
+    for command in ("plan", "apply"):
+        r = runner(command, "m.yaml", cwd=tmp_path)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "task 'make'" in r.stderr and "output 'out' is not writable" in r.stderr
+        assert "oss://nobucket/r/" in r.stderr and "NoSuchBucket" in r.stderr
+    assert not list((tmp_path / ".runner" / "logs").rglob("*.out"))  # nothing ran
+    assert not [k for k in oss.list_keys("data") if "write-check" in k]
