@@ -65,8 +65,9 @@ class Store(Protocol):
     def list(self, uri: str) -> list[ObjectInfo]:
         """Every object below the prefix `uri` (recursively), keys relative to it."""
 
-    def get(self, uri: str, dest: Path) -> ObjectInfo:
-        """Download `uri` to the file `dest` (written whole or not at all), checksum verified."""
+    def get(self, uri: str, dest: Path, size: int | None = None) -> ObjectInfo:
+        """Download `uri` to the file `dest` (written whole or not at all), checksum verified.
+        `size`, when the caller knows it from a listing, saves asking for it."""
 
     def put(self, src: Path, uri: str) -> ObjectInfo:
         """Upload the file `src` to `uri`, checksum verified."""
@@ -167,7 +168,7 @@ def stage_input(
         target.parent.mkdir(parents=True, exist_ok=True)
         if target.exists():
             target.chmod(0o644)
-        store.get(source, target)
+        store.get(source, target, o.size)
         if read_only:
             target.chmod(0o444)
         fetched[o.key] = version

@@ -39,7 +39,7 @@ class FileStore:
                 out.append(_info(path.relative_to(root).as_posix(), path))
         return out
 
-    def get(self, uri: str, dest: Path) -> ObjectInfo:
+    def get(self, uri: str, dest: Path, size: int | None = None) -> ObjectInfo:
         src = _path(uri)
         try:
             copy_verified(src, dest)

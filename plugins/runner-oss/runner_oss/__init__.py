@@ -193,13 +193,27 @@ class OSSStore:
         except OssError as e:
             raise StoreError(f"{uri}: {_why(e)}") from None
 
-    def get(self, uri: str, dest: Path) -> ObjectInfo:
+    def get(self, uri: str, dest: Path, size: int | None = None) -> ObjectInfo:
         name, key = split_uri(uri)
         bucket = self._bucket(name)
         tmp = dest.with_name(f".{dest.name}.part")
 
         def once() -> ObjectInfo:
-            result = bucket.get_object_to_file(key, str(tmp))
+            known = size if size is not None else bucket.head_object(key).content_length or 0
+            if known >= MULTIPART_THRESHOLD:
+                # big objects in ranges over several connections, resumable
+                oss2.resumable_download(
+                    bucket,
+                    key,
+                    str(tmp),
+                    multiget_threshold=MULTIPART_THRESHOLD,
+                    part_size=PART_SIZE,
+                    num_threads=THREADS,
+                    store=oss2.ResumableDownloadStore(root=str(_checkpoints())),
+                )
+                result = bucket.head_object(key)
+            else:
+                result = bucket.get_object_to_file(key, str(tmp))
             crc = result.headers.get("x-oss-hash-crc64ecma")
             # oss2 checks the CRC when the server sends one; check again on what is on disk
             if crc is not None and str(_file_crc(tmp)) != crc:
@@ -232,7 +246,7 @@ class OSSStore:
                     multipart_threshold=MULTIPART_THRESHOLD,
                     part_size=PART_SIZE,
                     num_threads=THREADS,
-                    store=oss2.ResumableStore(root=str(Path.home() / ".cache" / "runner")),
+                    store=oss2.ResumableStore(root=str(_checkpoints())),
                 )
             )
             local = str(_file_crc(src))
@@ -267,3 +281,8 @@ def _file_crc(path: Path) -> int:
         for block in iter(lambda: f.read(1 << 20), b""):
             crc.update(block)
     return int(crc.crc)
+
+
+def _checkpoints() -> Path:
+    """Where oss2 keeps what a resumable transfer has done, so a retry sends only the rest."""
+    return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "runner" / "oss"
