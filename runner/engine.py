@@ -688,6 +688,9 @@ class Engine:
             )
         )
         tr.cluster.ready.extend(tr.to_run)
+        if self._cancelling:
+            # its inputs arrived after the cancel: the next round drops these too
+            self._dropped = False
 
     def _fail_unstarted(self, tr: _TaskRun, reason: str) -> None:
         """Every instance of `tr` fails without an attempt: its task could not be prepared."""

@@ -41,6 +41,16 @@ async def until_done(ex: LocalExecutor, handle: str) -> Status:
             return st
 
 
+async def all_done(ex: LocalExecutor, handles: list[str]) -> list[Status]:
+    """Like the engine: every handle polled each time, so no exit waits unseen."""
+    done: dict[str, Status] = {}
+    while len(done) < len(handles):
+        await ex.wait(timeout=0.5)
+        polled = await ex.poll(handles=[h for h in handles if h not in done])
+        done.update({h: st for h, st in polled.items() if st.state not in ("queued", "running")})
+    return [done[h] for h in handles]
+
+
 def pgrep(marker: str) -> list[int]:
     out = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True).stdout
     return [int(p) for p in out.split()]
@@ -200,7 +210,7 @@ def test_an_attempt_inherits_no_other_attempts_pipes(tmp_path: Path) -> None:
                 await ex.submit(spec=spec(tmp_path, "second", "ls /proc/self/fd")),
                 await ex.submit(spec=spec(tmp_path, "third", "true")),
             ]
-            return [await until_done(ex, h) for h in handles]
+            return await asyncio.wait_for(all_done(ex, handles), 30)
         finally:
             await ex.close()
 

@@ -354,3 +354,26 @@ def test_an_unwritable_output_is_named_before_anything_runs(
         assert "oss://nobucket/r/" in r.stderr and "NoSuchBucket" in r.stderr
     assert not list((tmp_path / ".runner" / "logs").rglob("*.out"))  # nothing ran
     assert not [k for k in oss.list_keys("data") if "write-check" in k]
+
+
+def test_ctrl_c_while_inputs_are_fetched_cancels_the_task(
+    oss: FakeOSSServer, tmp_path: Path
+) -> None:
+    import signal
+
+    for i in range(24):
+        oss.put_object("data", f"set/{i}.txt", b"a\n")
+    (tmp_path / "m.yaml").write_text(MANIFEST)
+    oss.delay = 0.25  # a slow service: fetching takes a while
+    p = subprocess.Popen(
+        [sys.executable, "-m", "runner", "apply", "m.yaml"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while not oss.requests.get("GetObject") and time.monotonic() < deadline:
+        time.sleep(0.05)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, out + err
+    assert "cancelled" in out and not (tmp_path / "out" / "lines.txt").exists()
+    assert "Traceback" not in err
