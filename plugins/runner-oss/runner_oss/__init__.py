@@ -25,6 +25,7 @@ import stat
 import threading
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -240,6 +241,15 @@ class OSSStore:
         bucket = self._bucket(name)
         if src.stat().st_size < MULTIPART_THRESHOLD:
             return self._put_small(bucket, src, uri, key)
+        # the whole file's CRC-64 (oss2 checks each part, not the assembled object), computed
+        # while the parts travel
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            local_crc = pool.submit(_file_crc, src)
+            return self._put_big(bucket, src, uri, key, local_crc)
+
+    def _put_big(
+        self, bucket: oss2.Bucket, src: Path, uri: str, key: str, local_crc: Future[int]
+    ) -> ObjectInfo:
         try:
             result = _retry(
                 lambda: oss2.resumable_upload(
@@ -252,7 +262,7 @@ class OSSStore:
                     store=oss2.ResumableStore(root=str(_checkpoints())),
                 )
             )
-            local = str(_file_crc(src))
+            local = str(local_crc.result())
             remote = result.headers.get("x-oss-hash-crc64ecma") if result.headers else None
             if remote is None:
                 info = self.stat(uri)
