@@ -147,10 +147,11 @@ def stage_input(
         known: dict[str, str] = json.loads(manifest_file.read_text())
     except (OSError, ValueError):
         known = {}
+    base = uri if uri.endswith("/") else uri + "/"
     wanted: dict[str, tuple[str, Path]] = {}
     for o in objects:
         target = local / o.key if is_prefix else local
-        source = uri + o.key if is_prefix else uri
+        source = base + o.key if is_prefix else uri
         wanted[o.key] = (source, target)
     if is_prefix and local.is_file():
         local.unlink()

@@ -102,6 +102,9 @@ def test_staging_fetches_only_what_changed(oss: FakeOSSServer, tmp_path: Path) -
     assert stage_input("oss://data/set/", local) == (1, 18)
     assert (local / "part-03.txt").read_text() == "changed\n"
     assert not (local / "part-19.txt").exists()  # gone from the prefix, gone here
+    # a prefix written without its final slash is the same prefix
+    assert stage_input("oss://data/set", tmp_path / "again") == (19, 0)
+    assert (tmp_path / "again" / "part-03.txt").read_text() == "changed\n"
 
 
 MANIFEST = """\
