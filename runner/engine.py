@@ -425,16 +425,18 @@ class Engine:
         self._began(inst)
 
     def _began(self, inst: _Inst) -> None:
-        tr = inst.task
-        task = tr.plan.task
-        jr = tr.job_run
-        if task.timeout is not None:
-            inst.deadline = time.monotonic() + task.timeout
+        timeout = inst.task.plan.task.timeout
+        if timeout is not None:
+            inst.deadline = time.monotonic() + timeout
             heapq.heappush(self._deadline_heap, (inst.deadline, next(self._seq), inst))
+        self._emit_started(inst)
+
+    def _emit_started(self, inst: _Inst) -> None:
+        tr = inst.task
         self._report.emit(
             Event(
                 "started",
-                jr.name,
+                tr.job_run.name,
                 tr.name,
                 inst.index,
                 inst.attempt,
@@ -469,16 +471,7 @@ class Engine:
             inst.queued = False
             began = inst.started = time.time()
             if inst.stopped_by is None:
-                self._report.emit(
-                    Event(
-                        "started",
-                        jr.name,
-                        tr.name,
-                        inst.index,
-                        inst.attempt,
-                        message=inst.plan.spec.description,
-                    )
-                )
+                self._emit_started(inst)
         inst.handle = None
         inst.deadline = None
         now = time.time()
