@@ -24,8 +24,9 @@ import os
 import stat
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -124,6 +125,20 @@ def _retry(what: Callable[[], T]) -> T:
     raise AssertionError("unreachable")
 
 
+@contextmanager
+def _as_store_error(uri: str, mismatch: str = "a CRC-64 mismatch") -> Iterator[None]:
+    """oss2's and the network's exceptions (after the retries) as a StoreError that names the
+    URI and OSS's error code, never a key; `mismatch` says what a CRC-64 mismatch means."""
+    try:
+        yield
+    except StoreError:
+        raise
+    except oss2.exceptions.InconsistentError:
+        raise StoreError(f"{uri}: {mismatch}") from None
+    except Exception as e:
+        raise StoreError(f"{uri}: {_why(e)}") from None
+
+
 def _why(e: Exception) -> str:
     """OSS's error code and message: no request headers, so no credentials."""
     if isinstance(e, OssError):
@@ -182,8 +197,8 @@ class OSSStore:
 
     def list(self, uri: str) -> list[ObjectInfo]:
         name, prefix = split_uri(uri)
-        try:
-            bucket = self._bucket(name)
+        bucket = self._bucket(name)
+        with _as_store_error(uri):
             return _retry(
                 lambda: [
                     ObjectInfo(o.key[len(prefix) :], o.size, o.etag)
@@ -191,8 +206,6 @@ class OSSStore:
                     if not o.key.endswith("/")
                 ]
             )
-        except OssError as e:
-            raise StoreError(f"{uri}: {_why(e)}") from None
 
     def get(self, uri: str, dest: Path, size: int | None = None) -> ObjectInfo:
         name, key = split_uri(uri)
@@ -223,15 +236,10 @@ class OSSStore:
             return ObjectInfo(key, tmp.stat().st_size, result.etag or "", crc)
 
         try:
-            info = _retry(once)
+            with _as_store_error(uri, "the download's CRC-64 does not match the object's"):
+                info = _retry(once)
             os.replace(tmp, dest)
             return info
-        except oss2.exceptions.InconsistentError:
-            raise StoreError(f"{uri}: the download's CRC-64 does not match the object's") from None
-        except OssError as e:
-            raise StoreError(f"{uri}: {_why(e)}") from None
-        except Exception as e:  # connection errors from requests, after oss2's own retries
-            raise StoreError(f"{uri}: {_why(e)}") from None
         finally:
             if tmp.exists():
                 tmp.unlink()
@@ -250,7 +258,7 @@ class OSSStore:
     def _put_big(
         self, bucket: oss2.Bucket, src: Path, uri: str, key: str, local_crc: Future[int]
     ) -> ObjectInfo:
-        try:
+        with _as_store_error(uri, f"the upload's CRC-64 does not match {src}"):
             result = _retry(
                 lambda: oss2.resumable_upload(
                     bucket,
@@ -270,37 +278,21 @@ class OSSStore:
             if remote != local:
                 raise StoreError(f"{uri}: the uploaded object's CRC-64 does not match {src}")
             return ObjectInfo(key, src.stat().st_size, result.etag or "", remote)
-        except StoreError:
-            raise
-        except oss2.exceptions.InconsistentError:
-            raise StoreError(f"{uri}: the upload's CRC-64 does not match {src}") from None
-        except OssError as e:
-            raise StoreError(f"{uri}: {_why(e)}") from None
-        except Exception as e:
-            raise StoreError(f"{uri}: {_why(e)}") from None
 
     @staticmethod
     def _put_small(bucket: oss2.Bucket, src: Path, uri: str, key: str) -> ObjectInfo:
         """One request; oss2 compares the CRC-64 the server computed with its own."""
-        try:
+        with _as_store_error(uri, f"the upload's CRC-64 does not match {src}"):
             result = _retry(lambda: bucket.put_object_from_file(key, str(src)))
-        except oss2.exceptions.InconsistentError:
-            raise StoreError(f"{uri}: the upload's CRC-64 does not match {src}") from None
-        except OssError as e:
-            raise StoreError(f"{uri}: {_why(e)}") from None
-        except Exception as e:
-            raise StoreError(f"{uri}: {_why(e)}") from None
         if result.crc is None:
             raise StoreError(f"{uri}: the server sent no CRC-64 to check the upload with")
         return ObjectInfo(key, src.stat().st_size, result.etag or "", str(result.crc))
 
     def delete(self, uri: str) -> None:
         name, key = split_uri(uri)
-        try:
-            bucket = self._bucket(name)
+        bucket = self._bucket(name)
+        with _as_store_error(uri):
             _retry(lambda: bucket.delete_object(key))
-        except OssError as e:
-            raise StoreError(f"{uri}: {_why(e)}") from None
 
 
 def _file_crc(path: Path) -> int:
