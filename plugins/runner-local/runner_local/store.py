@@ -22,6 +22,13 @@ def _info(key: str, path: Path) -> ObjectInfo:
     return ObjectInfo(key, st.st_size, f"{st.st_size}-{st.st_mtime_ns}")
 
 
+def _copy(uri: str, src: Path, dest: Path) -> None:
+    try:
+        copy_verified(src, dest)
+    except OSError as e:
+        raise StoreError(f"{uri}: {e.strerror or e}") from None
+
+
 class FileStore:
     """Objects are files; a prefix is a folder."""
 
@@ -41,19 +48,13 @@ class FileStore:
 
     def get(self, uri: str, dest: Path, size: int | None = None) -> ObjectInfo:
         src = _path(uri)
-        try:
-            copy_verified(src, dest)
-            return _info(str(src), src)
-        except OSError as e:
-            raise StoreError(f"{uri}: {e.strerror or e}") from None
+        _copy(uri, src, dest)
+        return _info(str(src), src)
 
     def put(self, src: Path, uri: str) -> ObjectInfo:
         dest = _path(uri)
-        try:
-            copy_verified(src, dest)
-            return _info(str(dest), dest)
-        except OSError as e:
-            raise StoreError(f"{uri}: {e.strerror or e}") from None
+        _copy(uri, src, dest)
+        return _info(str(dest), dest)
 
     def delete(self, uri: str) -> None:
         with contextlib.suppress(FileNotFoundError):
