@@ -22,6 +22,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from measure import run_measured
+
 
 def manifest(n: int, slots: int) -> str:
     return f"""apiVersion: runner/v1
@@ -43,15 +45,8 @@ spec:
 
 def timed(argv: list[str], cwd: Path) -> tuple[float, int]:
     """Wall seconds and peak RSS (KiB) of a command and what it waited for."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    elapsed = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        err = p.stderr.read().decode() if p.stderr else ""
-        sys.exit(f"{argv[:3]} failed: {err[-2000:]}")
-    p.returncode = 0
-    return elapsed, usage.ru_maxrss
+    wall, usage = run_measured(argv, cwd)
+    return wall, usage.ru_maxrss
 
 
 def bench(n: int, slots: int, rounds: int, runner: str) -> dict[str, float]:

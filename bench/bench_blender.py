@@ -15,14 +15,14 @@ Target (issue 3): with start-up <= 10 % of render time, runner CPU <= 1.15x the 
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
 import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import run_measured
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "manifests" / "examples" / "blender"
@@ -65,14 +65,7 @@ spec:
 
 def measure(argv: list[str], cwd: Path) -> tuple[float, float]:
     """Wall seconds and CPU seconds (user + system, the process and all it waited for)."""
-    t0 = time.perf_counter()
-    p = subprocess.Popen(argv, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    _, status, usage = os.wait4(p.pid, 0)
-    wall = time.perf_counter() - t0
-    if os.waitstatus_to_exitcode(status) != 0:
-        err = p.stderr.read().decode() if p.stderr else ""
-        sys.exit(f"{argv[:4]} failed: {err[-2000:]}")
-    p.returncode = 0
+    wall, usage = run_measured(argv, cwd)
     return wall, usage.ru_utime + usage.ru_stime
 
 
