@@ -19,7 +19,7 @@ from typing import Literal
 from runner import plugins
 from runner.contracts import InstanceSpec, Kind, Task
 from runner.errors import UserError
-from runner.manifest.loader import Bundle, Job, did_you_mean
+from runner.manifest.loader import Bundle, Job, did_you_mean, kind_plugin
 from runner.manifest.template import render
 from runner.state import CurrentInstance, State
 from runner.stores import (
@@ -246,9 +246,10 @@ def refresh_fingerprints(tp: TaskPlan, tasks: dict[str, TaskPlan]) -> None:
 
 
 def load_kind(name: str) -> Kind:
-    """An instance of the kind plugin `name`."""
-    factory = plugins.load("kind", name)
-    kind: Kind = factory()
+    """The kind plugin `name`: the instance validation already made (one per process)."""
+    kind: Kind | None = kind_plugin(name)
+    if kind is None:
+        kind = plugins.load("kind", name)()  # not installed: a UserError that says so
     return kind
 
 
@@ -272,7 +273,6 @@ def make_plan(
             f"--rerun {unknown[0]!r}: no such task"
             + (f"; {h}" if (h := did_you_mean(unknown[0], options)) else "")
         )
-    kinds: dict[str, Kind] = {}
     cache_dir = (state.directory if state is not None else Path(".runner")) / "cache"
     plans = []
     for job_name in selected:
@@ -282,9 +282,7 @@ def make_plan(
         running_tasks: set[str] = set()
         for tname in job.order:
             task = job.tasks[tname]
-            kind = kinds.get(task.kind)
-            if kind is None:
-                kind = kinds[task.kind] = load_kind(task.kind)
+            kind = load_kind(task.kind)
             bind_remote_inputs(task, cache_dir)
             bind_remote_outputs(task, cache_dir.parent / "outputs")
             specs = kind.expand(task=task)
