@@ -184,8 +184,10 @@ def apply(
             lock.acquire()
             locks.append(lock)
         # we hold every job's lock, so any run still marked running lost its runner
+        reclaimed: dict[str, list[int]] = {}
         for job in bundle.jobs:
             for run in state.unfinished_runs(job):
+                reclaimed.setdefault(job, []).append(run["id"])
                 killed = _reclaim(
                     state, run, f"runner pid {run['pid']} stopped before the run ended"
                 )
@@ -207,6 +209,11 @@ def apply(
                         f"{killed} leftover process group(s) killed\n"
                     )
         plans = make_plan(bundle, state, force=force, rerun=rerun)
+        for jp in plans:
+            # an interrupted run's stored record still says running: it gets its ending
+            for rid in reclaimed.get(jp.job.name, ()):
+                for problem in write_run_records(state, jp, rid):
+                    out.write(f"warning: {problem}\n")
         work = [jp for jp in plans if jp.to_run]
         if output == "json":
             out.write(json.dumps({"event": "plan", **plan_as_json(plans)}) + "\n")
@@ -238,6 +245,10 @@ def apply(
                 )
             else:
                 out.write(f"run {rid}: job {jp.job.name}, {jp.to_run} instance(s) to run\n")
+            # stored as the run starts (and again as it ends): a runner that dies mid-run
+            # still leaves what it was asked to do where others can read it
+            for problem in write_run_records(state, jp, rid):
+                out.write(f"warning: {problem}\n")
         out.flush()
         reporter = make_reporter(
             output, {(jp.job.name, n): tp.to_run for jp in work for n, tp in jp.tasks.items()}

@@ -453,7 +453,7 @@ def oss_cp(
     if is_remote(src) and not is_remote(dest):
         target = Path(dest)
         if src.endswith("/"):
-            n, _ = _store_call(lambda: stage_input(src, target, read_only=False))
+            n = _store_call(lambda: stage_input(src, target, read_only=False)).fetched
         else:
             if target.is_dir():
                 target = target / src.rstrip("/").rsplit("/", 1)[-1]

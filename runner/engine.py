@@ -579,7 +579,6 @@ class Engine:
             self._release_dependents(tr)
             return
         task = tr.plan.task
-        refresh_fingerprints(tr.plan, tr.job_run.plan.tasks)
         try:
             os.makedirs(f"{self._logs_dir}/{tr.job_run.run_id}/{tr.name}", exist_ok=True)
             if "$<" not in str(task.workdir):
@@ -596,23 +595,28 @@ class Engine:
             self._staging += 1
             self._spawn(self._stage_inputs(tr))
             return
+        refresh_fingerprints(tr.plan, tr.job_run.plan.tasks)
         self._start_task(tr)
 
     async def _stage_inputs(self, tr: _TaskRun) -> None:
         task = tr.plan.task
         jr = tr.job_run
+        seen: dict[str, str] = {}
         try:
             for name, uri in task.sources.items():
                 self._report.emit(
                     Event("task-staging", jr.name, tr.name, message=f"input {name}: {uri}")
                 )
-                fetched, cached = await asyncio.to_thread(stage_input, uri, Path(task.inputs[name]))
+                staged = await asyncio.to_thread(stage_input, uri, Path(task.inputs[name]))
+                seen[name] = staged.signature
                 self._report.emit(
                     Event(
                         "task-staging",
                         jr.name,
                         tr.name,
-                        message=f"input {name}: {fetched} fetched, {cached} unchanged",
+                        message=(
+                            f"input {name}: {staged.fetched} fetched, {staged.cached} unchanged"
+                        ),
                     )
                 )
         except (StoreError, OSError, UserError) as e:
@@ -622,6 +626,8 @@ class Engine:
         finally:
             self._staging -= 1
         self._state.hold()
+        # the fingerprint records the versions staging fetched (its listing, not another one)
+        refresh_fingerprints(tr.plan, jr.plan.tasks, remote=seen)
         self._start_task(tr)
 
     async def _upload_then_finish(self, inst: _Inst, message: str | None) -> None:

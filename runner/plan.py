@@ -23,8 +23,10 @@ from runner.manifest.loader import Bundle, Job, did_you_mean, kind_plugin
 from runner.manifest.template import render
 from runner.state import CurrentInstance, State
 from runner.stores import (
+    NoSuchInput,
     StoreError,
     cache_path,
+    check_readable,
     check_writable,
     input_signature,
     is_remote,
@@ -133,8 +135,10 @@ def _input_signature(path: str) -> str:
     return _h(entries)
 
 
-def _input_part(task: Task, name: str, path: str) -> str:
-    """An input's fingerprint: size and mtime of local files, object versions of remote ones."""
+def _input_part(task: Task, name: str, path: str, made_by: str | None = None) -> str:
+    """An input's fingerprint: size and mtime of local files, object versions of remote ones.
+    A remote input that an upstream task (`made_by`) writes may not exist yet: it is pending
+    until that task has run."""
     if not path:
         return ""
     uri = task.sources.get(name)
@@ -142,8 +146,34 @@ def _input_part(task: Task, name: str, path: str) -> str:
         return _h(_input_signature(path))
     try:
         return _h("remote " + input_signature(uri))
+    except NoSuchInput:
+        if made_by is None:
+            raise UserError(
+                f"task {task.name!r} ({task.file}), input {name!r}: {uri}: no such object or "
+                "prefix; check the URI, or make it an output of a task this one dependsOn"
+            ) from None
+        return _h(f"pending: written by {made_by}")
     except StoreError as e:
         raise UserError(f"task {task.name!r} ({task.file}), input {name!r}: {e}") from None
+
+
+def _writer(uri: str, task: Task, tasks: dict[str, TaskPlan]) -> str | None:
+    """The upstream task (direct or not) with an output at, below or above `uri`, if any."""
+    seen: set[str] = set()
+    todo = list(task.depends_on)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in tasks:
+            continue
+        seen.add(name)
+        up = tasks[name].task
+        for sink in up.sinks.values():
+            prefix = split_glob(sink)[0].rstrip("/") + "/"
+            mine = uri.rstrip("/") + "/"
+            if mine.startswith(prefix) or prefix.startswith(mine):
+                return name
+        todo.extend(up.depends_on)
+    return None
 
 
 def bind_remote_inputs(task: Task, cache_dir: Path) -> None:
@@ -174,7 +204,7 @@ def per_instance_outputs(task: Task, spec: InstanceSpec) -> None:
             spec.env[k] = v.replace(base, mine)
 
 
-def _task_parts(task: Task) -> dict[str, str]:
+def _task_parts(task: Task, tasks: dict[str, TaskPlan]) -> dict[str, str]:
     parts = {
         "kind": task.kind,
         "app": task.app or "",
@@ -184,7 +214,9 @@ def _task_parts(task: Task) -> dict[str, str]:
     for name, value in task.params.items():
         parts[f"param {name}"] = _h(repr(value))
     for name, path in task.inputs.items():
-        parts[f"input {name}"] = _input_part(task, name, path)
+        uri = task.sources.get(name)
+        writer = _writer(uri, task, tasks) if uri else None
+        parts[f"input {name}"] = _input_part(task, name, path, writer)
     for name, path in task.outputs.items():
         parts[f"output {name}"] = _h(task.sinks.get(name, path))
     return parts
@@ -231,11 +263,19 @@ def _upstream_parts(task: Task, tasks: dict[str, TaskPlan]) -> dict[str, str]:
     }
 
 
-def refresh_fingerprints(tp: TaskPlan, tasks: dict[str, TaskPlan]) -> None:
+def refresh_fingerprints(
+    tp: TaskPlan, tasks: dict[str, TaskPlan], remote: dict[str, str] | None = None
+) -> None:
     """Fingerprint inputs and upstream tasks as they are when the task starts (upstream work
     may have written inputs and changed since the plan), so the next plan compares against
-    what this run really used."""
-    fresh = {f"input {n}": _input_part(tp.task, n, p) for n, p in tp.task.inputs.items()}
+    what this run really used. `remote` holds the signatures staging saw for remote inputs
+    (the listing it fetched by); remote inputs not in it keep the plan's fingerprint."""
+    remote = remote or {}
+    fresh = {
+        f"input {n}": (_h("remote " + remote[n]) if n in remote else _input_part(tp.task, n, p))
+        for n, p in tp.task.inputs.items()
+        if n not in tp.task.sources or n in remote
+    }
     fresh.update(_upstream_parts(tp.task, tasks))
     if not fresh:
         return
@@ -290,7 +330,7 @@ def make_plan(
                 per_instance_outputs(task, spec)
             if len(specs) != task.instances:  # a kind may derive the count (blender's chunk)
                 task.instances = len(specs)
-            base = _task_parts(task)
+            base = _task_parts(task, jp.tasks)
             base.update(_upstream_parts(task, jp.tasks))
             upstream = next((d for d in task.depends_on if d in running_tasks), None)
             requested = tname in rerun or f"{job_name}/{tname}" in rerun
@@ -324,7 +364,16 @@ def make_plan(
                 instances.append(InstancePlan(spec, fp, parts, action, reason))
             tp = TaskPlan(task, kind, instances)
             if tp.action == "run":
-                # before anything runs: every output location must take what it will get
+                # before anything runs: every input that exists already must be readable...
+                for name, uri in task.sources.items():
+                    if _writer(uri, task, jp.tasks) is None:
+                        try:
+                            check_readable(uri)
+                        except StoreError as e:
+                            raise UserError(
+                                f"task {tname!r} ({task.file}), input {name!r} is not readable: {e}"
+                            ) from None
+                # ...and every output location must take what it will get
                 for name, uri in task.sinks.items():
                     try:
                         check_writable(uri)

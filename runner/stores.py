@@ -19,7 +19,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol, runtime_checkable
+from typing import NamedTuple, Protocol, runtime_checkable
 
 from runner import plugins
 from runner.errors import UserError
@@ -29,6 +29,7 @@ __all__ = [
     "Store",
     "StoreError",
     "cache_path",
+    "check_readable",
     "check_writable",
     "input_signature",
     "is_remote",
@@ -75,6 +76,10 @@ class Store(Protocol):
     def delete(self, uri: str) -> None:
         """Remove the object at `uri` (no error when it is already gone)."""
 
+    # optional: `read_probe(uri) -> None` reads the object's first byte (or raises StoreError),
+    # for stores where being listed does not mean being readable (OSS: List and Get are
+    # separate permissions, and an object encrypted with a key one may not use lists fine)
+
 
 def scheme(uri: str) -> str:
     return uri.split("://", 1)[0].lower() if "://" in uri else "file"
@@ -101,24 +106,50 @@ def store_for(uri: str) -> Store:
     return _STORES[name]
 
 
+class NoSuchInput(StoreError):
+    """An input URI names neither an object nor a non-empty prefix."""
+
+
+# the first object of the last listing of each input URI: what `check_readable` reads
+_FIRST: dict[str, str] = {}
+
+
 def _listing(uri: str) -> tuple[bool, list[ObjectInfo]]:
     """(is a prefix, its objects) for an input URI: an object, or everything below a prefix."""
     store = store_for(uri)
     if not uri.endswith("/"):
         info = store.stat(uri)
         if info is not None:
+            _FIRST[uri] = uri
             return False, [info]
-    objects = store.list(uri if uri.endswith("/") else uri + "/")
+    base = uri if uri.endswith("/") else uri + "/"
+    objects = store.list(base)
     if not objects:
-        raise StoreError(f"{uri}: no such object or prefix")
+        raise NoSuchInput(f"{uri}: no such object or prefix")
+    _FIRST[uri] = base + objects[0].key
     return True, objects
+
+
+def _signature(objects: list[ObjectInfo]) -> str:
+    text = json.dumps(sorted((o.key, o.size, o.etag, o.crc64) for o in objects))
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def input_signature(uri: str) -> str:
     """What decides whether a remote input changed: every object's key, size and version."""
-    _, objects = _listing(uri)
-    text = json.dumps(sorted((o.key, o.size, o.etag, o.crc64) for o in objects))
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return _signature(_listing(uri)[1])
+
+
+def check_readable(uri: str) -> None:
+    """Raise StoreError unless the input `uri` exists and its (first) object can be read. Uses
+    the listing `input_signature` just made, when there is one."""
+    first = _FIRST.get(uri)
+    if first is None:
+        _listing(uri)
+        first = _FIRST[uri]
+    probe = getattr(store_for(first), "read_probe", None)
+    if probe is not None:
+        probe(first)
 
 
 def cache_path(uri: str, cache_dir: Path) -> Path:
@@ -129,6 +160,12 @@ def cache_path(uri: str, cache_dir: Path) -> Path:
     return cache_dir / digest / name
 
 
+class Staged(NamedTuple):
+    fetched: int  # objects downloaded
+    cached: int  # objects already there, unchanged
+    signature: str  # the input's version, as `input_signature` gives it
+
+
 def stage_input(
     uri: str,
     local: Path,
@@ -136,10 +173,11 @@ def stage_input(
     workers: int = WORKERS,
     progress: Callable[[int, int], None] | None = None,
     read_only: bool = True,
-) -> tuple[int, int]:
+) -> Staged:
     """Make `local` hold what `uri` holds: fetch only objects whose version changed since the
     last staging, in parallel, each written whole and verified; remove what is gone. Files are
-    read-only (unless `read_only` is false). Returns (objects fetched, objects already there)."""
+    read-only (unless `read_only` is false). Returns how many objects were fetched and how
+    many were already there, and the input's signature as this staging's listing saw it."""
     store = store_for(uri)
     is_prefix, objects = _listing(uri)
     manifest_file = local.parent / f".{local.name}.versions.json"
@@ -195,7 +233,7 @@ def stage_input(
     tmp = manifest_file.with_suffix(".tmp")
     tmp.write_text(json.dumps(versions, sort_keys=True))
     os.replace(tmp, manifest_file)
-    return len(todo), len(objects) - len(todo)
+    return Staged(len(todo), len(objects) - len(todo), _signature(objects))
 
 
 def check_writable(uri: str) -> None:

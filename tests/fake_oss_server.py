@@ -459,6 +459,9 @@ class FakeOSSServer:
         self.delay = 0.0
         self.min_part_size = 100 * 1024
         self.max_time_skew: float | None = 15 * 60
+        # (bucket, key prefix) whose objects list and HEAD fine but refuse GET, as OSS does
+        # for an object encrypted with a KMS key the caller may not use
+        self.deny_get: set[tuple[str, str]] = set()
 
         self.random = random.Random(seed)
         self.requests: collections.Counter[str] = collections.Counter()
@@ -604,6 +607,7 @@ class FakeOSSServer:
         self.fault_ops = None
         self.corrupt_crc = False
         self.delay = 0.0
+        self.deny_get.clear()
 
     def reset_counters(self) -> None:
         with self._stats_lock:
@@ -716,6 +720,10 @@ class FakeOSSServer:
             try:
                 self._authenticate(req)
                 self._check_payload(req, op)
+                if op == "GetObject" and any(
+                    req.bucket == b and req.key.startswith(k) for b, k in self.deny_get
+                ):
+                    raise _OSSError(403, "AccessDenied", "You have no right to access this object.")
                 resp = getattr(self, "_op_" + op)(req)
             except _OSSError as e:
                 resp = self._error_response(req, e)

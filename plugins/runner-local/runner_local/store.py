@@ -51,6 +51,13 @@ class FileStore:
         _copy(uri, src, dest)
         return _info(str(src), src)
 
+    def read_probe(self, uri: str) -> None:
+        try:
+            with _path(uri).open("rb") as f:
+                f.read(1)
+        except OSError as e:
+            raise StoreError(f"{uri}: {e.strerror or e}") from None
+
     def put(self, src: Path, uri: str) -> ObjectInfo:
         dest = _path(uri)
         _copy(uri, src, dest)

@@ -244,6 +244,17 @@ class OSSStore:
             if tmp.exists():
                 tmp.unlink()
 
+    def read_probe(self, uri: str) -> None:
+        """Read the object's first byte: listing and reading are separate permissions."""
+        name, key = split_uri(uri)
+        bucket = self._bucket(name)
+
+        def once() -> None:
+            bucket.get_object(key, byte_range=(0, 0)).read()
+
+        with _as_store_error(uri):
+            _retry(once)
+
     def put(self, src: Path, uri: str) -> ObjectInfo:
         name, key = split_uri(uri)
         bucket = self._bucket(name)

@@ -91,19 +91,19 @@ def test_staging_fetches_only_what_changed(oss: FakeOSSServer, tmp_path: Path) -
     for i in range(20):
         oss.put_object("data", f"set/part-{i:02d}.txt", f"line {i}\n".encode())
     local = tmp_path / "cache" / "set"
-    assert stage_input("oss://data/set/", local) == (20, 0)
+    assert stage_input("oss://data/set/", local)[:2] == (20, 0)
     assert sorted(p.name for p in local.iterdir())[:2] == ["part-00.txt", "part-01.txt"]
     assert (local / "part-00.txt").stat().st_mode & 0o222 == 0  # read-only
     oss.reset_counters()
-    assert stage_input("oss://data/set/", local) == (0, 20)
+    assert stage_input("oss://data/set/", local)[:2] == (0, 20)
     assert oss.requests.get("GetObject", 0) == 0  # nothing fetched twice
     oss.put_object("data", "set/part-03.txt", b"changed\n")
     OSSStore().delete("oss://data/set/part-19.txt")
-    assert stage_input("oss://data/set/", local) == (1, 18)
+    assert stage_input("oss://data/set/", local)[:2] == (1, 18)
     assert (local / "part-03.txt").read_text() == "changed\n"
     assert not (local / "part-19.txt").exists()  # gone from the prefix, gone here
     # a prefix written without its final slash is the same prefix
-    assert stage_input("oss://data/set", tmp_path / "again") == (19, 0)
+    assert stage_input("oss://data/set", tmp_path / "again")[:2] == (19, 0)
     assert (tmp_path / "again" / "part-03.txt").read_text() == "changed\n"
 
 
@@ -167,6 +167,99 @@ def test_a_missing_input_is_named_before_anything_runs(oss: FakeOSSServer, tmp_p
     assert "Traceback" not in r.stderr and not (tmp_path / "out").exists()
 
 
+def test_an_unreadable_input_is_named_before_anything_runs(
+    oss: FakeOSSServer, tmp_path: Path
+) -> None:
+    for i in range(3):
+        oss.put_object("data", f"set/{i}.txt", b"a\n")
+    oss.deny_get.add(("data", "set/"))  # listed fine, but reading is refused
+    (tmp_path / "m.yaml").write_text(MANIFEST)
+    for command in ("plan", "apply"):
+        r = runner(command, "m.yaml", cwd=tmp_path)
+        assert r.returncode == 2, r.stdout + r.stderr
+        assert "task 'count'" in r.stderr and "input 'data' is not readable" in r.stderr
+        assert "oss://data/set/0.txt: AccessDenied" in r.stderr
+        assert "Traceback" not in r.stderr and SECRET not in r.stderr
+    assert not (tmp_path / "out").exists()  # nothing ran
+
+
+def test_an_apply_lists_a_remote_input_once_to_plan_and_once_to_stage(
+    oss: FakeOSSServer, tmp_path: Path
+) -> None:
+    for i in range(5):
+        oss.put_object("data", f"set/{i}.txt", b"a\n")
+    (tmp_path / "m.yaml").write_text(MANIFEST)
+    oss.reset_counters()
+    r = runner("apply", "m.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert oss.requests["ListObjectsV2"] == 2, oss.requests
+    assert oss.requests["GetObject"] == 5 + 1  # the objects, and the pre-flight's one byte
+    # the fingerprint recorded is the staged version: nothing to do afterwards
+    again = runner("plan", "m.yaml", "--detailed-exitcode", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+
+
+PASSED = """\
+apiVersion: runner/v1
+kind: Job
+metadata: {name: relay}
+spec:
+  tasks:
+    make:
+      instances: 2
+      command: echo made-$<instance_id>-$<tag> > $<out>/part-$<instance_id>.txt
+      params: {tag: one}
+      outputs: {out: "oss://data/relay/"}
+    use:
+      dependsOn: [make]
+      command: cat $<parts>/part-*.txt > $<report>/all.txt
+      inputs: {parts: "oss://data/relay/"}
+      outputs: {report: out}
+"""
+
+
+def test_a_task_reads_what_its_upstream_task_stored(oss: FakeOSSServer, tmp_path: Path) -> None:
+    (tmp_path / "m.yaml").write_text(PASSED)
+    r = runner("apply", "m.yaml", cwd=tmp_path)  # the input does not exist until `make` ran
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "out" / "all.txt").read_text() == "made-0-one\nmade-1-one\n"
+    again = runner("plan", "m.yaml", "--detailed-exitcode", cwd=tmp_path)
+    assert again.returncode == 0, again.stdout + again.stderr
+    (tmp_path / "m.yaml").write_text(PASSED.replace("tag: one", "tag: two"))
+    r = runner("apply", "m.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "out" / "all.txt").read_text() == "made-0-two\nmade-1-two\n"
+
+
+def test_the_run_record_is_stored_when_the_run_starts_and_ends_after_a_crash(
+    oss: FakeOSSServer, tmp_path: Path
+) -> None:
+    import signal
+
+    text = LOGGED.replace("LOGS", "oss://data/logs/").replace(
+        "echo err-$<instance_id> >&2", f"test -e {tmp_path}/go || sleep 60"
+    )
+    (tmp_path / "m.yaml").write_text(text)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "runner", "apply", "m.yaml"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 30
+    while "logs/j/1/run.jsonl" not in oss.list_keys("data", "logs/"):
+        assert time.monotonic() < deadline and p.poll() is None
+        time.sleep(0.05)
+    first = [json.loads(x) for x in oss.get_object("data", "logs/j/1/run.jsonl").splitlines()]
+    assert first[0]["type"] == "run" and first[0]["state"] == "running"
+    assert first[0]["manifest_digest"] and any(x["type"] == "task" for x in first)
+    p.send_signal(signal.SIGKILL)  # the runner dies mid-run
+    p.communicate(timeout=30)
+    (tmp_path / "go").touch()
+    r = runner("apply", "m.yaml", cwd=tmp_path)  # reclaims run 1, runs again as run 2
+    assert "run 1 of job j was interrupted" in r.stdout, r.stdout + r.stderr
+    ended = [json.loads(x) for x in oss.get_object("data", "logs/j/1/run.jsonl").splitlines()]
+    assert ended[0]["state"] != "running" and "runner pid" in ended[0]["reason"]
+
+
 def test_staging_survives_a_flaky_service_and_never_accepts_a_bad_crc(
     oss: FakeOSSServer, tmp_path: Path
 ) -> None:
@@ -176,7 +269,7 @@ def test_staging_survives_a_flaky_service_and_never_accepts_a_bad_crc(
     oss.fail_rate = 0.1  # 5xx
     oss.drop_rate = 0.05  # connections closed without an answer
     local = tmp_path / "many"
-    assert stage_input("oss://data/many/", local) == (200, 0)
+    assert stage_input("oss://data/many/", local)[:2] == (200, 0)
     assert sum(oss.injected.values()) > 10  # the faults did happen
     for key, data in blobs.items():
         assert (local / key.removeprefix("many/")).read_bytes() == data
@@ -373,7 +466,8 @@ def test_ctrl_c_while_inputs_are_fetched_cancels_the_task(
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
     deadline = time.monotonic() + 30
-    while not oss.requests.get("GetObject") and time.monotonic() < deadline:
+    # the plan reads one byte of the input (its pre-flight); then staging fetches
+    while oss.requests.get("GetObject", 0) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
     p.send_signal(signal.SIGINT)
     out, err = p.communicate(timeout=60)
