@@ -180,6 +180,7 @@ def stage_input(
     many were already there, and the input's signature as this staging's listing saw it."""
     store = store_for(uri)
     is_prefix, objects = _listing(uri)
+    existed = local.exists()
     manifest_file = local.parent / f".{local.name}.versions.json"
     try:
         known: dict[str, str] = json.loads(manifest_file.read_text())
@@ -202,12 +203,12 @@ def stage_input(
         todo.append((o, source, target, version))
     fetched: dict[str, str] = {}
 
+    for folder in sorted({item[2].parent for item in todo}):
+        folder.mkdir(parents=True, exist_ok=True)
+
     def fetch(item: tuple[ObjectInfo, str, Path, str]) -> None:
         o, source, target, version = item
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if target.exists():
-            target.chmod(0o644)
-        store.get(source, target, o.size)
+        store.get(source, target, o.size)  # replaces a read-only file as well (a rename)
         if read_only:
             target.chmod(0o444)
         fetched[o.key] = version
@@ -218,7 +219,7 @@ def stage_input(
             done += 1
             if progress:
                 progress(done, len(todo))
-    if is_prefix:
+    if is_prefix and existed:
         # objects deleted from the prefix leave the local copy too
         for path in sorted(local.rglob("*"), reverse=True):
             rel = path.relative_to(local).as_posix()

@@ -20,6 +20,7 @@ name the URI and OSS's error code, never a key.
 
 from __future__ import annotations
 
+import http.client
 import os
 import stat
 import threading
@@ -30,13 +31,14 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
+import crcmod
 import oss2
 from oss2.credentials import StaticCredentialsProvider
 from oss2.exceptions import NoSuchKey, OssError
-from oss2.utils import Crc64
 
 from runner.errors import UserError
 from runner.stores import ObjectInfo, StoreError
+from runner_oss.lean import LeanClient
 
 __all__ = ["OSSStore", "load_settings", "split_uri"]
 
@@ -46,6 +48,11 @@ ATTEMPTS = 8  # per request: 5xx, dropped connections and CRC mismatches are ret
 MULTIPART_THRESHOLD = 32 << 20
 PART_SIZE = 8 << 20
 THREADS = 4
+PROXY_VARS = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+# CRC-64/ECMA-182 as OSS computes it. Made once: oss2 builds the function's table again (in
+# Python) for every request it checks, which costs more CPU than a small request itself.
+_crc64 = crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, rev=True, xorOut=0xFFFFFFFFFFFFFFFF)
 
 
 def split_uri(uri: str) -> tuple[str, str]:
@@ -110,7 +117,7 @@ def _transient(e: Exception) -> bool:
         return True
     if isinstance(e, OssError):
         return e.status >= 500 or e.status in (408, 429)
-    return isinstance(e, (ConnectionError, TimeoutError, StoreError))
+    return isinstance(e, (ConnectionError, TimeoutError, StoreError, http.client.HTTPException))
 
 
 def _retry(what: Callable[[], T]) -> T:
@@ -152,10 +159,25 @@ class OSSStore:
 
     def __init__(self) -> None:
         self._settings = load_settings()
-        self._buckets: dict[str, oss2.Bucket] = {}
+        self._buckets: dict[str, tuple[oss2.Bucket, oss2.Bucket]] = {}
+        self._lean: dict[str, LeanClient | None] = {}
         self._lock = threading.Lock()
 
     def _bucket(self, name: str) -> oss2.Bucket:
+        """The bucket for small requests: CRC-64s are checked here, with `_crc64`."""
+        return self._buckets_for(name)[0]
+
+    def _checked_bucket(self, name: str) -> oss2.Bucket:
+        """The bucket for resumable transfers, where oss2 checks every part's CRC-64."""
+        return self._buckets_for(name)[1]
+
+    def _small(self, name: str) -> LeanClient | None:
+        """The lean path for whole small objects; None where a proxy is configured (oss2
+        and requests know how to use it)."""
+        self._buckets_for(name)
+        return self._lean[name]
+
+    def _buckets_for(self, name: str) -> tuple[oss2.Bucket, oss2.Bucket]:
         with self._lock:
             if name not in self._buckets:
                 conf = {**self._settings[""], **self._settings.get(name, {})}
@@ -174,9 +196,21 @@ class OSSStore:
                 provider = StaticCredentialsProvider(key_id, secret, conf.get("security_token", ""))
                 region = conf.get("region")
                 auth: Any = oss2.ProviderAuthV4(provider) if region else oss2.ProviderAuth(provider)
-                self._buckets[name] = oss2.Bucket(
-                    auth, endpoint, name, region=region, enable_crc=True, connect_timeout=30
-                )
+                session = oss2.Session()
+                proxied = any(os.environ.get(v) or os.environ.get(v.upper()) for v in PROXY_VARS)
+                if not proxied:
+                    # no proxy to honour: requests would search the environment for one on
+                    # every request (a third of a small request's CPU)
+                    session.session.trust_env = False
+                plain, checked = (
+                    oss2.Bucket(
+                        auth, endpoint, name, region=region, enable_crc=crc,
+                        connect_timeout=30, session=session,
+                    )
+                    for crc in (False, True)
+                )  # fmt: skip
+                self._buckets[name] = (plain, checked)
+                self._lean[name] = None if proxied else LeanClient(plain)
             return self._buckets[name]
 
     def stat(self, uri: str) -> ObjectInfo | None:
@@ -215,9 +249,10 @@ class OSSStore:
         def once() -> ObjectInfo:
             known = size if size is not None else bucket.head_object(key).content_length or 0
             if known >= MULTIPART_THRESHOLD:
-                # big objects in ranges over several connections, resumable
+                # big objects in ranges over several connections, resumable; oss2 compares
+                # each range's CRC-64, then the whole object's
                 oss2.resumable_download(
-                    bucket,
+                    self._checked_bucket(name),
                     key,
                     str(tmp),
                     multiget_threshold=MULTIPART_THRESHOLD,
@@ -226,23 +261,33 @@ class OSSStore:
                     store=oss2.ResumableDownloadStore(root=str(_checkpoints())),
                 )
                 result = bucket.head_object(key)
+                crc = result.headers.get("x-oss-hash-crc64ecma")
+                if crc is None:
+                    raise StoreError(f"{uri}: the server sent no CRC-64 to check the download")
+                return ObjectInfo(key, tmp.stat().st_size, result.etag or "", crc)
+            lean = self._small(name)
+            if lean is not None:
+                headers, data = lean.get(key)
+                etag = headers.get("etag", "").strip('"')
             else:
-                result = bucket.get_object_to_file(key, str(tmp))
-            crc = result.headers.get("x-oss-hash-crc64ecma")
+                got = bucket.get_object(key)
+                data, headers, etag = got.read(), got.headers, got.etag or ""
+            crc = headers.get("x-oss-hash-crc64ecma")
             if crc is None:
-                raise StoreError(f"{uri}: the server sent no CRC-64 to check the download with")
-            # with a CRC from the server, oss2 has compared it with what it wrote (both for
-            # a whole-object GET and for a ranged, resumable one) and raised on a mismatch
-            return ObjectInfo(key, tmp.stat().st_size, result.etag or "", crc)
+                raise StoreError(f"{uri}: the server sent no CRC-64 to check the download")
+            if str(_crc64(data)) != crc:
+                raise StoreError(f"{uri}: the download's CRC-64 does not match the object's")
+            tmp.write_bytes(data)
+            return ObjectInfo(key, len(data), etag, crc)
 
         try:
             with _as_store_error(uri, "the download's CRC-64 does not match the object's"):
                 info = _retry(once)
             os.replace(tmp, dest)
             return info
-        finally:
-            if tmp.exists():
-                tmp.unlink()
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
 
     def read_probe(self, uri: str) -> None:
         """Read the object's first byte: listing and reading are separate permissions."""
@@ -259,7 +304,7 @@ class OSSStore:
         name, key = split_uri(uri)
         bucket = self._bucket(name)
         if src.stat().st_size < MULTIPART_THRESHOLD:
-            return self._put_small(bucket, src, uri, key)
+            return self._put_small(bucket, self._small(name), src, uri, key)
         # the whole file's CRC-64 (oss2 checks each part, not the assembled object), computed
         # while the parts travel
         with ThreadPoolExecutor(max_workers=1) as pool:
@@ -269,10 +314,11 @@ class OSSStore:
     def _put_big(
         self, bucket: oss2.Bucket, src: Path, uri: str, key: str, local_crc: Future[int]
     ) -> ObjectInfo:
+        checked = self._checked_bucket(bucket.bucket_name)
         with _as_store_error(uri, f"the upload's CRC-64 does not match {src}"):
             result = _retry(
                 lambda: oss2.resumable_upload(
-                    bucket,
+                    checked,
                     key,
                     str(src),
                     multipart_threshold=MULTIPART_THRESHOLD,
@@ -291,13 +337,29 @@ class OSSStore:
             return ObjectInfo(key, src.stat().st_size, result.etag or "", remote)
 
     @staticmethod
-    def _put_small(bucket: oss2.Bucket, src: Path, uri: str, key: str) -> ObjectInfo:
-        """One request; oss2 compares the CRC-64 the server computed with its own."""
-        with _as_store_error(uri, f"the upload's CRC-64 does not match {src}"):
-            result = _retry(lambda: bucket.put_object_from_file(key, str(src)))
-        if result.crc is None:
-            raise StoreError(f"{uri}: the server sent no CRC-64 to check the upload with")
-        return ObjectInfo(key, src.stat().st_size, result.etag or "", str(result.crc))
+    def _put_small(
+        bucket: oss2.Bucket, lean: LeanClient | None, src: Path, uri: str, key: str
+    ) -> ObjectInfo:
+        """One request; the CRC-64 the server computed must be the file's."""
+        data = src.read_bytes()
+        local = str(_crc64(data))
+
+        def once() -> ObjectInfo:
+            if lean is not None:
+                headers: Any = lean.put(key, data)
+                etag = headers.get("etag", "").strip('"')
+            else:
+                result = bucket.put_object(key, data)
+                headers, etag = result.headers, result.etag or ""
+            crc = headers.get("x-oss-hash-crc64ecma")
+            if crc is None:
+                raise StoreError(f"{uri}: the server sent no CRC-64 to check the upload with")
+            if crc != local:
+                raise StoreError(f"{uri}: the upload's CRC-64 does not match {src}")
+            return ObjectInfo(key, len(data), etag, crc)
+
+        with _as_store_error(uri):
+            return _retry(once)
 
     def delete(self, uri: str) -> None:
         name, key = split_uri(uri)
@@ -307,11 +369,11 @@ class OSSStore:
 
 
 def _file_crc(path: Path) -> int:
-    crc = Crc64(0)
+    crc = 0
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
-            crc.update(block)
-    return int(crc.crc)
+            crc = _crc64(block, crc)
+    return crc
 
 
 def _checkpoints() -> Path:
