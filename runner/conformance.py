@@ -100,11 +100,15 @@ class ExecutorConformance:
 
     def test_cancel_stops_the_attempt_and_its_children(self, tmp_path: Path) -> None:
         """Cancel ends the attempt and whatever it started, well before it would end."""
-        spec = self._spec(tmp_path, "sleepy", ["sh", "-c", "sleep 60 & sleep 60"])
+        spec = self._spec(
+            tmp_path, "sleepy", ["sh", "-c", f"sleep 60 & echo $! > {tmp_path}/child; sleep 60"]
+        )
 
         async def body(ex: Executor) -> tuple[Status, float]:
             h = await ex.submit(spec=spec)
-            await asyncio.sleep(0.3)
+            while not (tmp_path / "child").exists():  # it runs (a scheduler may queue it first)
+                await ex.wait(timeout=0.2)
+                await ex.poll(handles=[h])
             t0 = time.monotonic()
             await ex.cancel(handles=[h])
             st = (await self._until_done(ex, [h]))[h]
@@ -113,6 +117,44 @@ class ExecutorConformance:
         status, took = self._run(body)
         assert status.state == "exited" and status.exit_code != 0
         assert took < 10
+        child = Path(f"/proc/{(tmp_path / 'child').read_text().strip()}")
+        deadline = time.monotonic() + 10
+        while child.exists() and "Z" not in _proc_state(child):
+            assert time.monotonic() < deadline, "the attempt's child outlived the cancel"
+            time.sleep(0.1)
+
+    def test_arguments_and_environment_arrive_unchanged(self, tmp_path: Path) -> None:
+        """No shell between the engine and the program re-reads arguments or values."""
+        tricky = ["a b", "it's", '"q"', "$HOME", "*", "`x`", "", "back\\slash", "new\nline"]
+        spec = self._spec(
+            tmp_path, "tricky", ["printf", "[%s]", *tricky], TRICKY="$x 'y' \"z\" `w` ;|&"
+        )
+        env_spec = self._spec(tmp_path, "tricky-env", ["sh", "-c", 'printf %s "$TRICKY"'],
+                              TRICKY="$x 'y' \"z\" `w` ;|&")  # fmt: skip
+
+        async def body(ex: Executor) -> dict[str, Status]:
+            handles = [await ex.submit(spec=s) for s in (spec, env_spec)]
+            return await self._until_done(ex, handles)
+
+        assert all(s == Status("exited", 0) for s in self._run(body).values())
+        assert (tmp_path / "tricky.out").read_text() == "".join(f"[{t}]" for t in tricky)
+        assert (tmp_path / "tricky-env.out").read_text() == "$x 'y' \"z\" `w` ;|&"
+
+    def test_every_exit_code_and_signal_comes_back(self, tmp_path: Path) -> None:
+        """Codes a scheduler treats specially (SGE: 99 requeues, 100 holds in error) are
+        plain failures here; death by a signal is 128 + its number."""
+        cases = {"c1": "exit 1", "c99": "exit 99", "c100": "exit 100", "c255": "exit 255",
+                 "kill9": "kill -9 $$", "term": "kill -TERM $$"}  # fmt: skip
+        specs = {n: self._spec(tmp_path, n, ["sh", "-c", c]) for n, c in cases.items()}
+
+        async def body(ex: Executor) -> dict[str, int | None]:
+            handles = {n: await ex.submit(spec=s) for n, s in specs.items()}
+            done = await self._until_done(ex, list(handles.values()))
+            return {n: done[h].exit_code for n, h in handles.items()}
+
+        assert self._run(body) == {
+            "c1": 1, "c99": 99, "c100": 100, "c255": 255, "kill9": 137, "term": 143
+        }  # fmt: skip
 
     def test_many_handles_in_one_poll(self, tmp_path: Path) -> None:
         """poll() answers for every handle it is given, running or not."""
@@ -126,3 +168,10 @@ class ExecutorConformance:
         answered, done = self._run(body)
         assert answered == 6
         assert all(s == Status("exited", 0) for s in done.values())
+
+
+def _proc_state(proc: Path) -> str:
+    try:
+        return (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
+        return "Z"

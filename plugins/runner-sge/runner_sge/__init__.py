@@ -1,0 +1,150 @@
+"""The `sge` executor: each task's attempts become one array job on (Son of) Sun Grid Engine.
+
+Cluster settings (all optional):
+
+    executor: sge
+    queue: all.q                 # qsub -q
+    settings:
+      pe: smp                    # parallel environment for `slots` (qsub -pe smp N)
+      slots: 4                   # slots per instance
+      memory: 4G                 # -l h_vmem=4G
+      walltime: "2:00:00"        # -l h_rt=2:00:00
+      native: ["-P", "proj"]     # anything else for qsub, as a list
+      max_calls_per_minute: 60   # scheduler commands (qstat, qacct, ...) at most per minute
+      stuck_after: 600           # seconds queued before an attempt is given up (default: never)
+      lost_after: 60             # seconds gone from the queue without a record before "lost"
+
+Jobs are submitted with `-V` (the runner's environment), `-S /bin/bash` (SGE ignores a
+script's first line) and a name (`-N`, always: SGE's default name can fail obscurely). The
+scheduler's own output for array task i is `<batch folder>/sge.i.out`; the attempt's stdout
+and stderr are at the engine's paths. See `runner.scheduler` for how polling works.
+"""
+
+from __future__ import annotations
+
+import re
+import xml.etree.ElementTree as ET
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from runner.scheduler import BatchSchedulerExecutor, QueueEntry, SchedulerError, _Batch
+
+__all__ = ["SGEExecutor", "parse_qacct", "parse_qstat", "parse_tasks"]
+
+
+def parse_tasks(text: str) -> list[int]:
+    """`1-7:2,9` -> [1, 3, 5, 7, 9] (qstat's array task notation)."""
+    out: list[int] = []
+    for part in filter(None, text.split(",")):
+        span, _, step = part.partition(":")
+        first, _, last = span.partition("-")
+        out.extend(range(int(first), int(last or first) + 1, int(step or 1)))
+    return out
+
+
+_WAIT_STATES = {
+    "qw": "waiting for a slot",
+    "hqw": "on hold",
+    "t": "being transferred to its host",
+    "Eqw": "in error state (qstat -j shows why)",
+}
+
+
+def parse_qstat(xml_text: str) -> dict[tuple[str, int], QueueEntry]:
+    """`qstat -xml` -> (job id, task) -> entry, for array jobs."""
+    out: dict[tuple[str, int], QueueEntry] = {}
+    root = ET.fromstring(xml_text)
+    for job in root.iter("job_list"):
+        number = job.findtext("JB_job_number") or ""
+        state = job.findtext("state") or ""
+        tasks = parse_tasks(job.findtext("tasks") or "")
+        if "E" in state or state in ("t",) or "w" in state or "h" in state:
+            entry = QueueEntry("queued", f"{state}: {_WAIT_STATES.get(state, 'waiting')}")
+        elif "s" in state.lower():
+            entry = QueueEntry("running", f"{state}: suspended")
+        else:
+            entry = QueueEntry("running")
+        for t in tasks:
+            out[(number, t)] = entry
+    return out
+
+
+def parse_qacct(text: str) -> dict[int, tuple[int | None, str]]:
+    """`qacct -j ID` -> task -> (exit code, what happened)."""
+    out: dict[int, tuple[int | None, str]] = {}
+    for block in text.split("=" * 62):
+        fields: dict[str, str] = {}
+        for line in block.splitlines():
+            key, _, value = line.partition(" ")
+            if key:
+                fields[key] = value.strip()
+        if "exit_status" not in fields:
+            continue
+        task = int(fields["taskid"]) if fields.get("taskid", "undefined").isdigit() else 1
+        failed = fields.get("failed", "0")
+        code = int(fields["exit_status"])
+        if failed.split(" ")[0] != "0":
+            out[task] = (code or None, f"SGE: failed {failed}, exit status {code}")
+        else:
+            out[task] = (code, f"exit status {code}")
+    return out
+
+
+class SGEExecutor(BatchSchedulerExecutor):
+    """Array jobs through qsub; one `qstat -xml` per polling cycle."""
+
+    name = "sge"
+
+    def index_variable(self) -> str:
+        return "SGE_TASK_ID"
+
+    def _scheduler_submit(self, script: Path, batch: _Batch, count: int) -> str:
+        s: dict[str, Any] = self.settings
+        argv = [
+            "qsub", "-terse", "-V", "-S", "/bin/bash", "-N", batch.name,
+            "-t", f"1-{count}", "-wd", str(batch.folder),
+            "-o", str(batch.folder / "sge.$TASK_ID.out"), "-j", "y",
+        ]  # fmt: skip
+        if self.cluster.queue:
+            argv += ["-q", self.cluster.queue]
+        if s.get("slots"):
+            argv += ["-pe", str(s.get("pe", "smp")), str(s["slots"])]
+        if s.get("memory"):
+            argv += ["-l", f"h_vmem={s['memory']}"]
+        if s.get("walltime"):
+            argv += ["-l", f"h_rt={s['walltime']}"]
+        argv += [str(a) for a in s.get("native", [])]
+        argv.append(str(script))
+        said = self.run(argv).stdout.strip()
+        match = re.match(r"(\d+)", said)
+        if match is None:
+            raise SchedulerError(f"qsub printed no job id: {said!r}")
+        return match.group(1)
+
+    def _scheduler_queue(self) -> dict[tuple[str, int], QueueEntry]:
+        return parse_qstat(self.run(["qstat", "-xml"]).stdout)
+
+    def _scheduler_accounting(self, job_id: str) -> dict[int, tuple[int | None, str]] | None:
+        done = self.run(["qacct", "-j", job_id], check=False)
+        if done.returncode != 0:
+            return None  # "job id N not found": not written yet
+        return parse_qacct(done.stdout) or None
+
+    def _scheduler_cancel(self, job_id: str, indices: Sequence[int] | None) -> None:
+        if indices is None:
+            self.run(["qdel", job_id])
+            return
+        for first, last in _runs(sorted(indices)):
+            self.run(["qdel", job_id, "-t", f"{first}-{last}"], check=False)
+
+
+def _runs(numbers: list[int]) -> list[tuple[int, int]]:
+    """[1, 2, 3, 7] -> [(1, 3), (7, 7)]."""
+    out: list[tuple[int, int]] = []
+    for n in numbers:
+        if out and out[-1][1] == n - 1:
+            out[-1] = (out[-1][0], n)
+        else:
+            out.append((n, n))
+    return out

@@ -1,0 +1,393 @@
+"""What executors for batch schedulers (Sun Grid Engine, Slurm) share.
+
+An attempt gets its handle at once: `<batch folder>#<array index>`. Attempts submitted in the
+same round of the engine (every instance of a task, say) become one array job, submitted when
+the engine next waits. The job script, written into the batch folder, picks the attempt by
+its array index, runs it in its working folder with its environment and with stdout and
+stderr at the engine's paths, and writes the exit code to `<batch folder>/<index>.exit`
+before it ends; the script itself always exits 0 (SGE gives 99 and 100 meanings of its own).
+The scheduler's job id is written to `<batch folder>/job-id` as soon as it is known, before
+any poll, so a later runner can find the job from the handle alone.
+
+So polling costs the scheduler little:
+- an attempt that finished is seen by its exit file, without asking the scheduler;
+- one queue query per cycle (the scheduler's whole list, however many jobs) tells queued from
+  running, and why a job waits; queries are spaced 1 s apart, rising to 30 s while nothing
+  changes, and never more than `max_calls_per_minute` (settings) in any minute;
+- an attempt gone from the queue without an exit file was killed outside the runner (qdel,
+  scancel, a lost node): accounting says how, asked once per job; with no record after
+  `lost_after` seconds it is lost. Either way the engine's retry policy decides what next;
+- an attempt queued for longer than `stuck_after` seconds (when set) is removed and reported
+  lost with the scheduler's reason: a queue whose execution daemon is down answers queries
+  while its jobs wait forever.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import os
+import shlex
+import subprocess
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, NamedTuple
+
+from runner.contracts import Cluster, LaunchSpec, Status
+from runner.errors import UserError
+
+__all__ = ["BatchSchedulerExecutor", "QueueEntry", "SchedulerError"]
+
+FILE_CHECK = 0.25  # seconds between looks at exit files while the engine waits
+
+
+class SchedulerError(Exception):
+    """A scheduler command failed; the message has its output."""
+
+
+class QueueEntry(NamedTuple):
+    """One array task as the queue shows it."""
+
+    state: Literal["queued", "running"]
+    reason: str | None = None  # why it waits (or what else the scheduler says about it)
+
+
+@dataclass
+class _Batch:
+    folder: Path
+    name: str
+    specs: list[LaunchSpec] = field(default_factory=list)
+    job_id: str | None = None
+    submitted_at: float = 0.0  # monotonic
+    error: str | None = None
+    cancel_after_submit: set[int] = field(default_factory=set)
+
+
+class BatchSchedulerExecutor:
+    """The shared part; a scheduler's executor implements the five `_scheduler_*` methods."""
+
+    name = "batch"
+    capabilities = frozenset({"arrays", "queue"})
+    prefetch = 100_000  # the scheduler holds the queue: every ready attempt is handed over
+    first_index = 1
+
+    def __init__(self, *, cluster: Cluster) -> None:
+        s: dict[str, Any] = dict(cluster.settings)
+        self.cluster = cluster
+        self.settings = s
+        self.min_interval = float(s.get("poll_min", 1.0))
+        self.max_interval = float(s.get("poll_max", 30.0))
+        self.max_calls = int(s.get("max_calls_per_minute", 60))
+        self.lost_after = float(s.get("lost_after", 60.0))
+        stuck = s.get("stuck_after")
+        self.stuck_after = float(stuck) if stuck is not None else None
+        self.calls: collections.Counter[str] = collections.Counter()  # commands run, by name
+        self._call_times: collections.deque[float] = collections.deque()
+        self._open: dict[str, _Batch] = {}  # job/task -> batch still taking attempts
+        self._batches: dict[str, _Batch] = {}  # folder -> batch
+        self._flushing: asyncio.Task[None] | None = None
+        self._seq = 0
+        self._snapshot: dict[tuple[str, int], QueueEntry] = {}
+        self._snapshot_at = float("-inf")  # monotonic time the last query started
+        self._interval = self.min_interval
+        self._accounting: dict[str, dict[int, tuple[int | None, str]]] = {}
+        self._asked: dict[str, float] = {}  # job id -> when accounting was last asked
+        self._missing_since: dict[str, float] = {}
+        self._queued_since: dict[str, float] = {}
+        self._cancelled: set[str] = set()
+        self._gave_up: dict[str, Status] = {}
+
+    # -- what a scheduler implements ---------------------------------------------------------
+
+    def _scheduler_submit(self, script: Path, batch: _Batch, count: int) -> str:
+        """Submit `script` as an array job of `count` tasks; return the job id."""
+        raise NotImplementedError
+
+    def _scheduler_queue(self) -> dict[tuple[str, int], QueueEntry]:
+        """Every array task in the queue: (job id, index) -> entry. One command."""
+        raise NotImplementedError
+
+    def _scheduler_accounting(self, job_id: str) -> dict[int, tuple[int | None, str]] | None:
+        """How the tasks of a job that left the queue ended: index -> (exit code or None,
+        what happened). None when the scheduler has no record (yet)."""
+        raise NotImplementedError
+
+    def _scheduler_cancel(self, job_id: str, indices: Sequence[int] | None) -> None:
+        """Remove these tasks of a job (all of them for None) from the scheduler."""
+        raise NotImplementedError
+
+    def index_variable(self) -> str:
+        """The environment variable that holds a task's array index."""
+        raise NotImplementedError
+
+    # -- running commands ---------------------------------------------------------------------
+
+    def run(self, argv: list[str], *, check: bool = True) -> subprocess.CompletedProcess[str]:
+        """Run a scheduler command (counted in `calls`); SchedulerError when it fails."""
+        self.calls[argv[0]] += 1
+        self._call_times.append(time.monotonic())
+        try:
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+        except FileNotFoundError:
+            raise UserError(
+                f"{argv[0]} not found: the {self.name} executor needs the scheduler's "
+                "client commands on PATH"
+            ) from None
+        except subprocess.TimeoutExpired:
+            raise SchedulerError(f"{argv[0]} did not answer within 120 s") from None
+        if check and done.returncode != 0:
+            said = (done.stderr.strip() or done.stdout.strip()).splitlines()
+            raise SchedulerError(
+                f"{shlex.join(argv[:3])}... failed ({done.returncode}): "
+                + ("; ".join(said[-3:]) or "no output")
+            )
+        return done
+
+    def _budget_left(self) -> bool:
+        now = time.monotonic()
+        while self._call_times and now - self._call_times[0] > 60:
+            self._call_times.popleft()
+        return len(self._call_times) < self.max_calls
+
+    # -- the executor contract ----------------------------------------------------------------
+
+    async def submit(self, *, spec: LaunchSpec) -> str:
+        group = spec.key.rsplit("/", 2)[0]
+        batch = self._open.get(group)
+        if batch is None:
+            self._seq += 1
+            folder = spec.stdout.parent.resolve() / f".{self.name}-{os.getpid()}-{self._seq}"
+            name = "runner-" + "-".join(
+                "".join(c if c.isalnum() or c in "-_." else "_" for c in part)
+                for part in group.split("/")
+            )
+            batch = self._open[group] = _Batch(folder, name[:60])
+            self._batches[str(folder)] = batch
+        batch.specs.append(spec)
+        handle = f"{batch.folder}#{self.first_index + len(batch.specs) - 1}"
+        if self._flushing is None:
+            self._flushing = asyncio.get_running_loop().create_task(self._flush())
+        return handle
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # every submit of this round of the engine joins
+        batches = list(self._open.values())
+        self._open.clear()
+        self._flushing = None
+        for batch in batches:
+            await asyncio.to_thread(self._submit_batch, batch)
+        self._interval = self.min_interval  # new work: look again soon
+
+    def _submit_batch(self, batch: _Batch) -> None:
+        try:
+            batch.folder.mkdir(parents=True, exist_ok=True)
+            script = batch.folder / "job.sh"
+            script.write_text(self._script(batch))
+            job_id = self._scheduler_submit(script, batch, len(batch.specs))
+            (batch.folder / "job-id").write_text(job_id + "\n")
+            batch.job_id = job_id
+            batch.submitted_at = time.monotonic()
+            if batch.cancel_after_submit:
+                self._scheduler_cancel(job_id, sorted(batch.cancel_after_submit))
+        except (SchedulerError, OSError, UserError) as e:
+            batch.error = f"could not submit to {self.name}: {e}"
+
+    def _script(self, batch: _Batch) -> str:
+        q = shlex.quote
+        lines = [
+            "#!/bin/bash",
+            f"# written by runner: array job {batch.name}; array task i runs attempt i below",
+            f'i="${{{self.index_variable()}:-}}"',
+            f"d={q(str(batch.folder))}",
+            'case "$i" in',
+        ]
+        for n, spec in enumerate(batch.specs, start=self.first_index):
+            exports = " && ".join(f"export {q(f'{k}={v}')}" for k, v in spec.env.items())
+            body = f"cd -- {q(str(spec.workdir))}"
+            if exports:
+                body += f" && {exports}"
+            body += f" && exec {shlex.join(spec.argv)}"
+            out, err = q(str(spec.stdout)), q(str(spec.stderr))
+            lines.append(f"  {n}) ( {body} ) >{out} 2>{err} </dev/null; code=$? ;;")
+        lines += [
+            '  *) echo "runner: no attempt $i in this job" >&2; code=2 ;;',
+            "esac",
+            'printf "%s\\n" "$code" >"$d/$i.exit.tmp" && mv -f "$d/$i.exit.tmp" "$d/$i.exit"',
+            "exit 0",
+            "",
+        ]
+        return "\n".join(lines)
+
+    def _batch_of(self, handle: str) -> tuple[_Batch, int]:
+        folder, _, index = handle.rpartition("#")
+        batch = self._batches.get(folder)
+        if batch is None:  # a handle of an earlier runner: its folder says everything
+            batch = _Batch(Path(folder), Path(folder).name)
+            try:
+                batch.job_id = (Path(folder) / "job-id").read_text().strip() or None
+            except OSError:
+                batch.error = f"no job id in {folder}: the job was never submitted"
+            self._batches[folder] = batch
+        return batch, int(index)
+
+    @staticmethod
+    def _exit_file(batch: _Batch, index: int) -> int | None:
+        try:
+            return int((batch.folder / f"{index}.exit").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    async def poll(self, *, handles: Sequence[str]) -> dict[str, Status]:
+        out: dict[str, Status] = {}
+        unsure: list[tuple[str, _Batch, int]] = []
+        for h in handles:
+            if h in self._gave_up:
+                out[h] = self._gave_up[h]
+                continue
+            batch, index = self._batch_of(h)
+            code = self._exit_file(batch, index)
+            if code is not None:
+                out[h] = Status("exited", code)
+            elif batch.error is not None:
+                out[h] = Status("lost", message=batch.error)
+            elif batch.job_id is None:
+                out[h] = Status("queued", message="being submitted")
+            else:
+                unsure.append((h, batch, index))
+        if unsure:
+            await self._refresh()
+        for h, batch, index in unsure:
+            out[h] = await self._status(h, batch, index)
+        return out
+
+    async def _refresh(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._snapshot_at < self._interval:
+            return
+        if not self._budget_left():
+            return
+        try:
+            snapshot = await asyncio.to_thread(self._scheduler_queue)
+        except SchedulerError:
+            self._interval = min(self._interval * 2, self.max_interval)
+            return  # the scheduler did not answer: keep what we knew, ask later
+        changed = snapshot != self._snapshot
+        self._snapshot, self._snapshot_at = snapshot, now
+        self._interval = (
+            self.min_interval if changed else min(self._interval * 1.5, self.max_interval)
+        )
+
+    async def _status(self, h: str, batch: _Batch, index: int) -> Status:
+        assert batch.job_id is not None
+        entry = self._snapshot.get((batch.job_id, index))
+        now = time.monotonic()
+        if entry is not None:
+            self._missing_since.pop(h, None)
+            if entry.state == "queued":
+                since = self._queued_since.setdefault(h, now)
+                if self.stuck_after is not None and now - since > self.stuck_after:
+                    return await self._give_up(
+                        h, batch, index,
+                        f"stuck in the queue for {now - since:.0f} s ({entry.reason or 'waiting'})",
+                    )  # fmt: skip
+                return Status("queued", message=entry.reason)
+            self._queued_since.pop(h, None)
+            return Status("running", message=entry.reason)
+        if self._snapshot_at < batch.submitted_at:
+            return Status("queued", message="submitted")  # not in a queue listing yet
+        code = self._exit_file(batch, index)  # it may have ended since we looked
+        if code is not None:
+            return Status("exited", code)
+        if h in self._cancelled:
+            return Status("exited", 128 + 9, "cancelled")
+        ended = await self._account(batch.job_id)
+        if ended is not None and index in ended:
+            code, what = ended[index]
+            return Status(
+                "exited" if code is not None else "lost",
+                code,
+                f"ended outside the runner ({what})",
+            )
+        since = self._missing_since.setdefault(h, now)
+        if now - since > self.lost_after:
+            return Status(
+                "lost",
+                message=f"job {batch.job_id} task {index} left the {self.name} queue with no "
+                f"exit status and no accounting record for {self.lost_after:.0f} s",
+            )
+        return Status("running", message="left the queue; waiting for its exit status")
+
+    async def _account(self, job_id: str) -> dict[int, tuple[int | None, str]] | None:
+        if job_id in self._accounting:
+            return self._accounting[job_id]
+        now = time.monotonic()
+        if now - self._asked.get(job_id, float("-inf")) < self._interval:
+            return None
+        if not self._budget_left():
+            return None
+        self._asked[job_id] = now
+        try:
+            found = await asyncio.to_thread(self._scheduler_accounting, job_id)
+        except SchedulerError:
+            return None
+        if found is not None:
+            self._accounting[job_id] = found
+        return found
+
+    async def _give_up(self, h: str, batch: _Batch, index: int, why: str) -> Status:
+        assert batch.job_id is not None
+        with contextlib.suppress(SchedulerError):
+            await asyncio.to_thread(self._scheduler_cancel, batch.job_id, [index])
+        self._gave_up[h] = Status("lost", message=why)
+        return self._gave_up[h]
+
+    async def wait(self, *, timeout: float) -> None:
+        await asyncio.sleep(max(0.0, min(timeout, FILE_CHECK)))
+
+    async def cancel(self, *, handles: Sequence[str]) -> None:
+        by_job: dict[str, list[int]] = {}
+        for h in handles:
+            self._cancelled.add(h)
+            batch, index = self._batch_of(h)
+            if batch.job_id is None:
+                batch.cancel_after_submit.add(index)
+            else:
+                by_job.setdefault(batch.job_id, []).append(index)
+        for job_id, indices in by_job.items():
+            try:
+                await asyncio.to_thread(self._scheduler_cancel, job_id, sorted(indices))
+            except SchedulerError:
+                pass  # gone already, most likely; the next poll tells
+        self._interval = self.min_interval
+        self._snapshot_at = float("-inf")  # look at the queue again at the next poll
+
+    def logs(self, *, handle: str) -> tuple[Path, Path] | None:
+        batch, index = self._batch_of(handle)
+        n = index - self.first_index
+        if 0 <= n < len(batch.specs):
+            return batch.specs[n].stdout, batch.specs[n].stderr
+        return None
+
+    def reclaim(self, *, handle: str) -> bool:
+        """Remove an earlier runner's attempt from the scheduler if it is still there."""
+        batch, index = self._batch_of(handle)
+        if batch.job_id is None or self._exit_file(batch, index) is not None:
+            return False
+        try:
+            queued = self._scheduler_queue()
+        except SchedulerError:
+            return False
+        if (batch.job_id, index) not in queued:
+            return False
+        try:
+            self._scheduler_cancel(batch.job_id, [index])
+        except SchedulerError:
+            return False
+        return True
+
+    async def close(self) -> None:
+        if self._flushing is not None:
+            await self._flushing
