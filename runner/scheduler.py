@@ -357,10 +357,8 @@ class BatchSchedulerExecutor:
             else:
                 by_job.setdefault(batch.job_id, []).append(index)
         for job_id, indices in by_job.items():
-            try:
+            with contextlib.suppress(SchedulerError):  # gone already: the next poll tells
                 await asyncio.to_thread(self._scheduler_cancel, job_id, sorted(indices))
-            except SchedulerError:
-                pass  # gone already, most likely; the next poll tells
         self._interval = self.min_interval
         self._snapshot_at = float("-inf")  # look at the queue again at the next poll
 
