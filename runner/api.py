@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from runner.engine import Engine, Outcome
 from runner.manifest.loader import Bundle, Cluster, load
 from runner.plan import JobPlan, make_plan, start_run
-from runner.state import State, default_state_dir
+from runner.state import Adoption, State, default_state_dir
 from runner.stores import StoreError, store_for
 
 __all__ = ["apply", "cancel", "plan", "plan_as_json", "validate"]
@@ -141,17 +141,35 @@ def git_commit(directory: Path) -> str | None:
         return None
 
 
-def _reclaim(state: State, run: dict[str, Any], why: str) -> int:
-    """Close a run whose runner is gone; kill attempts it left running. Returns how many."""
+def _reclaim(
+    state: State,
+    run: dict[str, Any],
+    why: str,
+    adopt: dict[tuple[str, str, int], Adoption] | None = None,
+) -> int:
+    """Close a run whose runner is gone. Attempts it left running are killed, or, given
+    `adopt` and where their executor can follow an attempt from its handle alone (a cluster
+    scheduler), left running and put in `adopt` for the next run. Returns how many killed."""
     from runner.engine import load_executor
 
     killed = 0
-    for a in state.running_attempts(run["id"]):
+    for a in state.adoptable(run["id"]):
         try:
             ex = load_executor(Cluster("reclaim", a["executor"] or "local", 1, None, {}))
         except UserError:
             continue
-        if a["handle"] and ex.reclaim(handle=a["handle"]):
+        if not a["handle"]:
+            continue
+        if adopt is not None and "reattach" in getattr(ex, "capabilities", ()):
+            adopt[(run["job"], a["task"], a["idx"])] = Adoption(
+                executor=a["executor"],
+                handle=a["handle"],
+                fingerprint=a["fingerprint"],
+                stdout=a["stdout"],
+                stderr=a["stderr"],
+                started_at=a["started_at"] if a["state"] == "running" else None,
+            )
+        elif ex.reclaim(handle=a["handle"]):
             killed += 1
     state.close_interrupted(run["id"], run["job"], why)
     return killed
@@ -185,11 +203,13 @@ def apply(
             locks.append(lock)
         # we hold every job's lock, so any run still marked running lost its runner
         reclaimed: dict[str, list[int]] = {}
+        adopt: dict[tuple[str, str, int], Adoption] = {}
         for job in bundle.jobs:
             for run in state.unfinished_runs(job):
                 reclaimed.setdefault(job, []).append(run["id"])
+                before = len(adopt)
                 killed = _reclaim(
-                    state, run, f"runner pid {run['pid']} stopped before the run ended"
+                    state, run, f"runner pid {run['pid']} stopped before the run ended", adopt
                 )
                 if output == "json":
                     out.write(
@@ -199,6 +219,7 @@ def apply(
                                 "run": run["id"],
                                 "job": job,
                                 "killed": killed,
+                                "followed": len(adopt) - before,
                             }
                         )
                         + "\n"
@@ -206,7 +227,14 @@ def apply(
                 else:
                     out.write(
                         f"run {run['id']} of job {job} was interrupted (its runner died); "
-                        f"{killed} leftover process group(s) killed\n"
+                        f"{killed} leftover process group(s) killed"
+                        + (
+                            f", {len(adopt) - before} attempt(s) still with the cluster's "
+                            "scheduler will be followed, not submitted again"
+                            if len(adopt) > before
+                            else ""
+                        )
+                        + "\n"
                     )
         plans = make_plan(bundle, state, force=force, rerun=rerun)
         for jp in plans:
@@ -254,7 +282,12 @@ def apply(
             output, {(jp.job.name, n): tp.to_run for jp in work for n, tp in jp.tasks.items()}
         )
         engine = Engine(
-            state=state, plans=work, run_ids=run_ids, reporter=reporter, fail_fast=fail_fast
+            state=state,
+            plans=work,
+            run_ids=run_ids,
+            reporter=reporter,
+            fail_fast=fail_fast,
+            adopt=adopt,
         )
         try:
             outcome = asyncio.run(_run_with_signals(engine))

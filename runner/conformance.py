@@ -82,7 +82,7 @@ class ExecutorConformance:
             return {s.key.split("/")[1]: done[h] for s, h in zip(specs, handles, strict=True)}
 
         result = self._run(body)
-        assert result["ok"] == Status("exited", 0)
+        assert (result["ok"].state, result["ok"].exit_code) == ("exited", 0)
         assert result["three"].exit_code == 3
         assert (tmp_path / "ok.out").read_text() == "out\n"
         assert (tmp_path / "ok.err").read_text() == "err\n"
@@ -136,7 +136,7 @@ class ExecutorConformance:
             handles = [await ex.submit(spec=s) for s in (spec, env_spec)]
             return await self._until_done(ex, handles)
 
-        assert all(s == Status("exited", 0) for s in self._run(body).values())
+        assert all((s.state, s.exit_code) == ("exited", 0) for s in self._run(body).values())
         assert (tmp_path / "tricky.out").read_text() == "".join(f"[{t}]" for t in tricky)
         assert (tmp_path / "tricky-env.out").read_text() == "$x 'y' \"z\" `w` ;|&"
 
@@ -167,7 +167,7 @@ class ExecutorConformance:
 
         answered, done = self._run(body)
         assert answered == 6
-        assert all(s == Status("exited", 0) for s in done.values())
+        assert all((s.state, s.exit_code) == ("exited", 0) for s in done.values())
 
 
 def _proc_state(proc: Path) -> str:

@@ -59,6 +59,7 @@ class Status:
     state: Literal["queued", "running", "exited", "lost"]
     exit_code: int | None = None  # signals as 128 + signal number
     message: str | None = None
+    started_at: float | None = None  # when it really began (epoch seconds), if known
 
 
 @runtime_checkable

@@ -26,7 +26,7 @@ from runner.errors import UserError
 from runner.events import Event, Reporter
 from runner.manifest.loader import Cluster
 from runner.plan import InstancePlan, JobPlan, TaskPlan, refresh_fingerprints
-from runner.state import State
+from runner.state import Adoption, State
 from runner.stores import StoreError, stage_input, store_for, upload_dir
 
 __all__ = ["Engine", "Outcome", "load_executor"]
@@ -64,6 +64,7 @@ class _Inst:
         "logs",
         "plan",
         "queued",
+        "reported_start",
         "started",
         "stopped_by",
         "task",
@@ -78,6 +79,7 @@ class _Inst:
         self.handle: str | None = None
         self.deadline: float | None = None
         self.started = 0.0
+        self.reported_start: float | None = None  # when the executor says it began
         self.queued = False  # submitted, waiting in the executor for a slot
         self.stopped_by: str | None = None  # "timeout" or "cancel" while running
         self.done = False
@@ -155,8 +157,10 @@ class Engine:
         reporter: Reporter,
         fail_fast: bool = False,
         executor_factory: Callable[[Cluster], Executor] | None = None,
+        adopt: dict[tuple[str, str, int], Adoption] | None = None,
     ) -> None:
         self._state = state
+        self._adopt = dict(adopt or {})
         self._logs_dir = str(state.logs_dir)
         self._report = reporter
         self._fail_fast = fail_fast
@@ -309,6 +313,8 @@ class Engine:
                 for handle, st in statuses.items():
                     if st.state == "queued":
                         continue
+                    if st.started_at is not None:
+                        cr.running[handle].reported_start = st.started_at
                     if st.state == "running" and cr.running[handle].queued:
                         self._started(cr.running[handle])
                     elif st.state in ("exited", "lost"):
@@ -367,6 +373,14 @@ class Engine:
             stderr=stderr,
         )
         inst.started = time.time()
+        adopted = self._adopt.pop((jr.name, tr.name, inst.index), None)
+        if adopted is not None:
+            same = adopted.fingerprint == inst.plan.fingerprint
+            if same and adopted.executor == cr.executor_name:
+                self._follow(cr, inst, adopted)
+                return
+            # the instance changed since (or moved to another cluster): the old attempt goes
+            self._spawn(cr.executor.cancel(handles=[adopted.handle]))
         try:
             if inst.plan.spec.workdir is not None:
                 inst.plan.spec.workdir.mkdir(parents=True, exist_ok=True)
@@ -414,10 +428,45 @@ class Engine:
         if not inst.queued:
             self._began(inst)
 
+    def _follow(self, cr: _ClusterRun, inst: _Inst, adopted: Adoption) -> None:
+        """Take over an attempt an interrupted run left running with the scheduler."""
+        tr = inst.task
+        jr = tr.job_run
+        inst.handle = adopted.handle
+        inst.logs = (Path(adopted.stdout), Path(adopted.stderr))
+        inst.reported_start = adopted.started_at
+        inst.queued = True
+        cr.running[adopted.handle] = inst
+        self._state.attempt_started(
+            jr.run_id,
+            tr.name,
+            inst.index,
+            inst.attempt,
+            executor=cr.executor_name,
+            handle=adopted.handle,
+            stdout=adopted.stdout,
+            stderr=adopted.stderr,
+            started_at=inst.started,
+            queued=True,
+        )
+        self._report.emit(
+            Event(
+                "re-attached",
+                jr.name,
+                tr.name,
+                inst.index,
+                inst.attempt,
+                message=f"following the attempt an interrupted run left ({adopted.handle})",
+            )
+        )
+        if self._cancelling:
+            inst.stopped_by = "cancel"
+            self._spawn(cr.executor.cancel(handles=[adopted.handle]))
+
     def _started(self, inst: _Inst) -> None:
         """A queued attempt got its slot: its clock (and timeout) starts now."""
         inst.queued = False
-        inst.started = time.time()
+        inst.started = min(inst.reported_start or time.time(), time.time())
         tr = inst.task
         self._state.attempt_began(
             tr.job_run.run_id, tr.name, inst.index, inst.attempt, started_at=inst.started
@@ -469,7 +518,7 @@ class Engine:
             # started and ended since the last look: recorded with its end, one write (a
             # cancelled one may never have started: no "started" line for it)
             inst.queued = False
-            began = inst.started = time.time()
+            began = inst.started = min(inst.reported_start or time.time(), time.time())
             if inst.stopped_by is None:
                 self._emit_started(inst)
         inst.handle = None

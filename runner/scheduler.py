@@ -10,7 +10,7 @@ The scheduler's job id is written to `<batch folder>/job-id` as soon as it is kn
 any poll, so a later runner can find the job from the handle alone.
 
 So polling costs the scheduler little:
-- an attempt that finished is seen by its exit file, without asking the scheduler;
+- an attempt that started or finished is seen by its files, without asking the scheduler;
 - one queue query per cycle (the scheduler's whole list, however many jobs) tells queued from
   running, and why a job waits; queries are spaced 1 s apart, rising to 30 s while nothing
   changes, and never more than `max_calls_per_minute` (settings) in any minute;
@@ -32,7 +32,7 @@ import shlex
 import subprocess
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
@@ -70,7 +70,7 @@ class BatchSchedulerExecutor:
     """The shared part; a scheduler's executor implements the five `_scheduler_*` methods."""
 
     name = "batch"
-    capabilities = frozenset({"arrays", "queue"})
+    capabilities = frozenset({"arrays", "queue", "reattach"})
     prefetch = 100_000  # the scheduler holds the queue: every ready attempt is handed over
     first_index = 1
 
@@ -202,14 +202,21 @@ class BatchSchedulerExecutor:
             f"# written by runner: array job {batch.name}; array task i runs attempt i below",
             f'i="${{{self.index_variable()}:-}}"',
             f"d={q(str(batch.folder))}",
+            'printf "%s\\n" "${EPOCHREALTIME:-}" >"$d/$i.start"',
             'case "$i" in',
         ]
+        # what every attempt shares is said once, before the case
+        common = set(batch.specs[0].env.items())
+        for spec in batch.specs[1:]:
+            common &= set(spec.env.items())
+        lines[4:4] = [f"export {q(f'{k}={v}')}" for k, v in sorted(common)]
         for n, spec in enumerate(batch.specs, start=self.first_index):
-            exports = " && ".join(f"export {q(f'{k}={v}')}" for k, v in spec.env.items())
-            body = f"cd -- {q(str(spec.workdir))}"
-            if exports:
-                body += f" && {exports}"
-            body += f" && exec {shlex.join(spec.argv)}"
+            own = [(k, v) for k, v in spec.env.items() if (k, v) not in common]
+            body = " && ".join(
+                [f"cd -- {q(str(spec.workdir))}"]
+                + [f"export {q(f'{k}={v}')}" for k, v in own]
+                + [f"exec {shlex.join(spec.argv)}"]
+            )
             out, err = q(str(spec.stdout)), q(str(spec.stderr))
             lines.append(f"  {n}) ( {body} ) >{out} 2>{err} </dev/null; code=$? ;;")
         lines += [
@@ -240,6 +247,18 @@ class BatchSchedulerExecutor:
         except (OSError, ValueError):
             return None
 
+    @staticmethod
+    def _start_file(batch: _Batch, index: int) -> float | None:
+        """When the job script began (None: not yet), from its start file."""
+        try:
+            text = (batch.folder / f"{index}.start").read_text().strip()
+        except OSError:
+            return None
+        try:
+            return float(text)
+        except ValueError:
+            return 0.0  # began; bash too old to say when
+
     async def poll(self, *, handles: Sequence[str]) -> dict[str, Status]:
         out: dict[str, Status] = {}
         unsure: list[tuple[str, _Batch, int]] = []
@@ -250,7 +269,7 @@ class BatchSchedulerExecutor:
             batch, index = self._batch_of(h)
             code = self._exit_file(batch, index)
             if code is not None:
-                out[h] = Status("exited", code)
+                out[h] = Status("exited", code, started_at=self._start_file(batch, index) or None)
             elif batch.error is not None:
                 out[h] = Status("lost", message=batch.error)
             elif batch.job_id is None:
@@ -260,7 +279,9 @@ class BatchSchedulerExecutor:
         if unsure:
             await self._refresh()
         for h, batch, index in unsure:
-            out[h] = await self._status(h, batch, index)
+            began = self._start_file(batch, index)
+            st = await self._status(h, batch, index, began is not None)
+            out[h] = replace(st, started_at=began or None) if began else st
         return out
 
     async def _refresh(self, *, force: bool = False) -> None:
@@ -280,13 +301,15 @@ class BatchSchedulerExecutor:
             self.min_interval if changed else min(self._interval * 1.5, self.max_interval)
         )
 
-    async def _status(self, h: str, batch: _Batch, index: int) -> Status:
+    async def _status(self, h: str, batch: _Batch, index: int, started: bool) -> Status:
+        """What the queue (and, for a job that left it, accounting) says; `started`: the
+        job script has begun (its start file is there), whatever an older listing says."""
         assert batch.job_id is not None
         entry = self._snapshot.get((batch.job_id, index))
         now = time.monotonic()
         if entry is not None:
             self._missing_since.pop(h, None)
-            if entry.state == "queued":
+            if entry.state == "queued" and not started:
                 since = self._queued_since.setdefault(h, now)
                 if self.stuck_after is not None and now - since > self.stuck_after:
                     return await self._give_up(
@@ -296,8 +319,8 @@ class BatchSchedulerExecutor:
                 return Status("queued", message=entry.reason)
             self._queued_since.pop(h, None)
             return Status("running", message=entry.reason)
-        if self._snapshot_at < batch.submitted_at:
-            return Status("queued", message="submitted")  # not in a queue listing yet
+        if self._snapshot_at < batch.submitted_at:  # not in a queue listing yet
+            return Status("running") if started else Status("queued", message="submitted")
         code = self._exit_file(batch, index)  # it may have ended since we looked
         if code is not None:
             return Status("exited", code)

@@ -101,6 +101,19 @@ CREATE TABLE IF NOT EXISTS current (
 """
 
 
+@dataclass(frozen=True)
+class Adoption:
+    """An attempt an interrupted run left with a scheduler that can be followed by handle:
+    the next run takes it over instead of submitting the instance again."""
+
+    executor: str
+    handle: str
+    fingerprint: str | None  # the instance's, when it was submitted
+    stdout: str
+    stderr: str
+    started_at: float | None  # when it began, if it had
+
+
 def default_state_dir(base: Path) -> Path:
     """`RUNNER_STATE_DIR` if set, else `.runner/` in `base`."""
     env = os.environ.get("RUNNER_STATE_DIR")
@@ -480,6 +493,17 @@ class State:
         return self._dicts(
             "SELECT task, idx, attempt, executor, handle FROM attempts"
             " WHERE run_id = ? AND state IN ('queued', 'running')",
+            (run_id,),
+        )
+
+    def adoptable(self, run_id: int) -> list[dict[str, Any]]:
+        """Attempts of a run still marked running, with what a later run needs to follow
+        them instead of starting them again (their instance's fingerprint, their logs)."""
+        return self._dicts(
+            "SELECT a.task, a.idx, a.attempt, a.executor, a.handle, a.stdout, a.stderr,"
+            " a.started_at, a.state, i.fingerprint FROM attempts a JOIN instances i"
+            " ON i.run_id = a.run_id AND i.task = a.task AND i.idx = a.idx"
+            " WHERE a.run_id = ? AND a.state IN ('queued', 'running')",
             (run_id,),
         )
 
