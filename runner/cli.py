@@ -237,6 +237,12 @@ def status(
             r["reason"] = f"runner pid {r['pid']} is gone; `runner apply` finishes the job"
         tasks = state.tasks(r["id"])
         instances = state.instances(r["id"])
+        # the attempts worth a line: earlier ones that failed, and ones still waiting
+        attempts = {
+            (i["task"], i["idx"]): state.attempts(r["id"], i["task"], i["idx"])
+            for i in instances
+            if i["attempts"] > 1 or i["state"] in ("queued", "running")
+        }
     finally:
         state.close()
     if output == Output.json:
@@ -259,6 +265,9 @@ def status(
                 f"    [{i['idx']}] {i['state']:<16}{code}{tries}"
                 + (f"  {i['reason']}" if i["reason"] else "")
             )
+            for a in attempts.get((i["task"], i["idx"]), []):
+                if a["reason"] and (a["attempt"] < i["attempts"] or a["state"] == "queued"):
+                    print(f"        attempt {a['attempt']} {a['state']}: {a['reason']}")
 
 
 @app.command()

@@ -68,6 +68,7 @@ class _Inst:
         "started",
         "stopped_by",
         "task",
+        "waiting",
     )
 
     def __init__(self, task: _TaskRun, plan: InstancePlan) -> None:
@@ -80,6 +81,7 @@ class _Inst:
         self.deadline: float | None = None
         self.started = 0.0
         self.reported_start: float | None = None  # when the executor says it began
+        self.waiting: str | None = None  # why the executor says it is still queued
         self.queued = False  # submitted, waiting in the executor for a slot
         self.stopped_by: str | None = None  # "timeout" or "cancel" while running
         self.done = False
@@ -312,6 +314,13 @@ class Engine:
                 statuses = await cr.executor.poll(handles=list(cr.running))
                 for handle, st in statuses.items():
                     if st.state == "queued":
+                        inst = cr.running[handle]
+                        if st.message and st.message != inst.waiting:
+                            inst.waiting = st.message  # shown by `runner status`
+                            tr = inst.task
+                            self._state.attempt_note(
+                                tr.job_run.run_id, tr.name, inst.index, inst.attempt, st.message
+                            )
                         continue
                     if st.started_at is not None:
                         cr.running[handle].reported_start = st.started_at
@@ -360,6 +369,7 @@ class Engine:
         jr = tr.job_run
         inst.attempt += 1
         inst.stopped_by = None
+        inst.waiting = inst.reported_start = None
         stdout, stderr = inst.logs = self._log_paths(inst)
         env = dict(inst.plan.spec.env)
         env["RUNNER_RUN_ID"] = str(jr.run_id)
@@ -546,6 +556,8 @@ class Engine:
             state, reason = ("succeeded", None) if problem is None else ("failed", problem)
         else:
             state, reason = "failed", f"exit code {code}"
+            if message:  # what the executor knows about it (a scheduler stopped it, say)
+                reason = f"{reason}; {message}"
             explain = getattr(tr.plan.kind, "explain", None)
             why = (
                 explain(task=task, exit_code=code, stdout=inst.logs[0], stderr=inst.logs[1])

@@ -202,6 +202,9 @@ class BatchSchedulerExecutor:
             f"# written by runner: array job {batch.name}; array task i runs attempt i below",
             f'i="${{{self.index_variable()}:-}}"',
             f"d={q(str(batch.folder))}",
+            "# a signal to the job is the scheduler stopping it (qdel, scancel, a limit): say so",
+            "stopped=",
+            *(f"trap 'stopped={sig}' {sig}" for sig in ("TERM", "INT", "USR1", "USR2", "XCPU")),
             'printf "%s\\n" "${EPOCHREALTIME:-}" >"$d/$i.start"',
             'case "$i" in',
         ]
@@ -222,7 +225,10 @@ class BatchSchedulerExecutor:
         lines += [
             '  *) echo "runner: no attempt $i in this job" >&2; code=2 ;;',
             "esac",
-            'printf "%s\\n" "$code" >"$d/$i.exit.tmp" && mv -f "$d/$i.exit.tmp" "$d/$i.exit"',
+            "# killed by a signal: the scheduler's signal to this script may be a moment behind",
+            '[ "$code" -gt 128 ] && [ -z "$stopped" ] && sleep 1',
+            'printf "%s %s\\n" "$code" "$stopped" >"$d/$i.exit.tmp"',
+            'mv -f "$d/$i.exit.tmp" "$d/$i.exit"',
             "exit 0",
             "",
         ]
@@ -240,12 +246,20 @@ class BatchSchedulerExecutor:
             self._batches[folder] = batch
         return batch, int(index)
 
-    @staticmethod
-    def _exit_file(batch: _Batch, index: int) -> int | None:
+    def _exit_file(self, batch: _Batch, index: int) -> Status | None:
+        """The attempt's end, from its exit file (None: not ended, or not seen ending)."""
         try:
-            return int((batch.folder / f"{index}.exit").read_text().strip())
+            code, _, stopped = (batch.folder / f"{index}.exit").read_text().strip().partition(" ")
+            status = Status("exited", int(code))
         except (OSError, ValueError):
             return None
+        if stopped:
+            status = replace(
+                status,
+                message=f"the {self.name} scheduler sent SIG{stopped} to the job "
+                "(qdel/scancel by someone, a time or CPU limit, or preemption)",
+            )
+        return status
 
     @staticmethod
     def _start_file(batch: _Batch, index: int) -> float | None:
@@ -267,9 +281,9 @@ class BatchSchedulerExecutor:
                 out[h] = self._gave_up[h]
                 continue
             batch, index = self._batch_of(h)
-            code = self._exit_file(batch, index)
-            if code is not None:
-                out[h] = Status("exited", code, started_at=self._start_file(batch, index) or None)
+            ended = self._exit_file(batch, index)
+            if ended is not None:
+                out[h] = replace(ended, started_at=self._start_file(batch, index) or None)
             elif batch.error is not None:
                 out[h] = Status("lost", message=batch.error)
             elif batch.job_id is None:
@@ -292,7 +306,7 @@ class BatchSchedulerExecutor:
             return
         try:
             snapshot = await asyncio.to_thread(self._scheduler_queue)
-        except SchedulerError:
+        except (SchedulerError, ValueError):
             self._interval = min(self._interval * 2, self.max_interval)
             return  # the scheduler did not answer: keep what we knew, ask later
         changed = snapshot != self._snapshot
@@ -321,14 +335,14 @@ class BatchSchedulerExecutor:
             return Status("running", message=entry.reason)
         if self._snapshot_at < batch.submitted_at:  # not in a queue listing yet
             return Status("running") if started else Status("queued", message="submitted")
-        code = self._exit_file(batch, index)  # it may have ended since we looked
-        if code is not None:
-            return Status("exited", code)
+        ended = self._exit_file(batch, index)  # it may have ended since we looked
+        if ended is not None:
+            return ended
         if h in self._cancelled:
             return Status("exited", 128 + 9, "cancelled")
-        ended = await self._account(batch.job_id)
-        if ended is not None and index in ended:
-            code, what = ended[index]
+        record = await self._account(batch.job_id)
+        if record is not None and index in record:
+            code, what = record[index]
             return Status(
                 "exited" if code is not None else "lost",
                 code,
@@ -354,7 +368,7 @@ class BatchSchedulerExecutor:
         self._asked[job_id] = now
         try:
             found = await asyncio.to_thread(self._scheduler_accounting, job_id)
-        except SchedulerError:
+        except (SchedulerError, ValueError):  # no answer, or one we cannot read: ask later
             return None
         if found is not None:
             self._accounting[job_id] = found

@@ -496,6 +496,14 @@ class State:
             (run_id,),
         )
 
+    def attempt_note(self, run_id: int, task: str, idx: int, attempt: int, note: str) -> None:
+        """What an executor says about an attempt still waiting (why it is queued)."""
+        self.db.execute(
+            "UPDATE attempts SET reason = ? WHERE run_id = ? AND task = ? AND idx = ?"
+            " AND attempt = ?",
+            (note, run_id, task, idx, attempt),
+        )
+
     def adoptable(self, run_id: int) -> list[dict[str, Any]]:
         """Attempts of a run still marked running, with what a later run needs to follow
         them instead of starting them again (their instance's fingerprint, their logs)."""

@@ -54,7 +54,10 @@ _WAIT_STATES = {
 def parse_qstat(xml_text: str) -> dict[tuple[str, int], QueueEntry]:
     """`qstat -xml` -> (job id, task) -> entry, for array jobs."""
     out: dict[tuple[str, int], QueueEntry] = {}
-    root = ET.fromstring(xml_text)
+    try:
+        root = ET.fromstring(xml_text)
+    except ET.ParseError as e:
+        raise SchedulerError(f"qstat -xml printed what is not XML: {e}") from None
     for job in root.iter("job_list"):
         number = job.findtext("JB_job_number") or ""
         state = job.findtext("state") or ""
@@ -83,7 +86,7 @@ def parse_qacct(text: str) -> dict[int, tuple[int | None, str]]:
             continue
         task = int(fields["taskid"]) if fields.get("taskid", "undefined").isdigit() else 1
         failed = fields.get("failed", "0")
-        code = int(fields["exit_status"])
+        code = int(fields["exit_status"].split()[0])  # "137   (Killed)"
         if failed.split(" ")[0] != "0":
             out[task] = (code or None, f"SGE: failed {failed}, exit status {code}")
         else:
