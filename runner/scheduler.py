@@ -12,8 +12,8 @@ any poll, so a later runner can find the job from the handle alone.
 So polling costs the scheduler little:
 - an attempt that started or finished is seen by its files, without asking the scheduler;
 - one queue query per cycle (the scheduler's whole list, however many jobs) tells queued from
-  running, and why a job waits; queries are spaced 1 s apart, rising to 30 s while nothing
-  changes, and never more than `max_calls_per_minute` (settings) in any minute;
+  running, and why a job waits; queries are spaced 1 s apart after a submission or cancel,
+  rising to 30 s, and never more than `max_calls_per_minute` (settings) in any minute;
 - an attempt gone from the queue without an exit file was killed outside the runner (qdel,
   scancel, a lost node): accounting says how, asked once per job; with no record after
   `lost_after` seconds it is lost. Either way the engine's retry policy decides what next;
@@ -309,11 +309,10 @@ class BatchSchedulerExecutor:
         except (SchedulerError, ValueError):
             self._interval = min(self._interval * 2, self.max_interval)
             return  # the scheduler did not answer: keep what we knew, ask later
-        changed = snapshot != self._snapshot
         self._snapshot, self._snapshot_at = snapshot, now
-        self._interval = (
-            self.min_interval if changed else min(self._interval * 1.5, self.max_interval)
-        )
+        # start and exit files tell progress; the queue is asked for what they cannot (why a
+        # job waits, a job gone without a word), less often the longer things go smoothly
+        self._interval = min(self._interval * 1.5, self.max_interval)
 
     async def _status(self, h: str, batch: _Batch, index: int, started: bool) -> Status:
         """What the queue (and, for a job that left it, accounting) says; `started`: the
