@@ -420,6 +420,74 @@ oss_app = typer.Typer(
 app.add_typer(oss_app, name="oss")
 
 
+cluster_app = typer.Typer(
+    help="The clusters manifests describe: show their hosts and load; create and resize "
+    "their host groups.",
+    no_args_is_help=True,
+)
+app.add_typer(cluster_app, name="cluster")
+
+ClusterName = Annotated[
+    str | None, typer.Option("--name", help="the Cluster document (default: every one)")
+]
+
+
+def _clusters(paths: list[str], name: str | None) -> list[Any]:
+    from runner.manifest.loader import load
+
+    clusters = load(paths, need_job=False).clusters
+    if name is not None:
+        if name not in clusters:
+            raise UserError(f"no Cluster {name!r} in {', '.join(paths)}")
+        return [clusters[name]]
+    if not clusters:
+        raise UserError(f"no Cluster document in {', '.join(paths)}")
+    return list(clusters.values())
+
+
+def _cluster_call(cluster: Any, method: str) -> Any:
+    from runner.engine import load_executor
+    from runner.scheduler import SchedulerError
+
+    ex = load_executor(cluster)
+    call = getattr(ex, method, None)
+    if call is None:
+        raise UserError(
+            f"cluster {cluster.name!r}: the {cluster.executor} executor has no `{method}`"
+            + (" (groups are managed on SGE only)" if method == "cluster_apply" else "")
+        )
+    try:
+        return call()
+    except SchedulerError as e:
+        raise UserError(f"cluster {cluster.name!r}: {e}") from None
+
+
+@cluster_app.command("status")
+def cluster_status(
+    paths: Annotated[list[str], typer.Argument(help="manifests with Cluster documents")],
+    name: ClusterName = None,
+) -> None:
+    """Hosts, slots and load of each cluster (qhost and qstat -g c; sinfo)."""
+    for cluster in _clusters(paths, name):
+        print(f"== cluster {cluster.name} ({cluster.executor})")
+        print(_cluster_call(cluster, "cluster_status").rstrip())
+
+
+@cluster_app.command("apply")
+def cluster_apply(
+    paths: Annotated[list[str], typer.Argument(help="manifests with Cluster documents")],
+    name: ClusterName = None,
+) -> None:
+    """Create or resize each cluster's `groups` (SGE: host group @NAME, queue NAME.q)."""
+    for cluster in _clusters(paths, name):
+        if not cluster.groups:
+            print(f"cluster {cluster.name}: no groups to apply")
+            continue
+        changes = _cluster_call(cluster, "cluster_apply")
+        for change in changes or ["unchanged"]:
+            print(f"cluster {cluster.name}: {change}")
+
+
 def _store_call(what: Any) -> Any:
     from runner.stores import StoreError
 

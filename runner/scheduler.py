@@ -82,11 +82,15 @@ class BatchSchedulerExecutor:
         self.max_interval = float(s.get("poll_max", 30.0))
         self.max_calls = int(s.get("max_calls_per_minute", 60))
         self.lost_after = float(s.get("lost_after", 60.0))
+        # attempts per array job: Slurm's default MaxArraySize allows indices up to 1000, and
+        # every array task reads the whole job script
+        self.array_max = int(s.get("array_max", 1000))
         stuck = s.get("stuck_after")
         self.stuck_after = float(stuck) if stuck is not None else None
         self.calls: collections.Counter[str] = collections.Counter()  # commands run, by name
         self._call_times: collections.deque[float] = collections.deque()
         self._open: dict[str, _Batch] = {}  # job/task -> batch still taking attempts
+        self._full: list[_Batch] = []  # batches that took array_max attempts, not sent yet
         self._batches: dict[str, _Batch] = {}  # folder -> batch
         self._flushing: asyncio.Task[None] | None = None
         self._seq = 0
@@ -99,6 +103,7 @@ class BatchSchedulerExecutor:
         self._queued_since: dict[str, float] = {}
         self._cancelled: set[str] = set()
         self._gave_up: dict[str, Status] = {}
+        self._began_at: dict[str, float] = {}  # handle -> when its job script began
 
     # -- what a scheduler implements ---------------------------------------------------------
 
@@ -157,13 +162,15 @@ class BatchSchedulerExecutor:
     async def submit(self, *, spec: LaunchSpec) -> str:
         group = spec.key.rsplit("/", 2)[0]
         batch = self._open.get(group)
-        if batch is None:
+        if batch is None or len(batch.specs) >= self.array_max:
             self._seq += 1
             folder = spec.stdout.parent.resolve() / f".{self.name}-{os.getpid()}-{self._seq}"
             name = "runner-" + "-".join(
                 "".join(c if c.isalnum() or c in "-_." else "_" for c in part)
                 for part in group.split("/")
             )
+            if group in self._open:  # the open batch is full: it goes as it is
+                self._full.append(self._open[group])
             batch = self._open[group] = _Batch(folder, name[:60])
             self._batches[str(folder)] = batch
         batch.specs.append(spec)
@@ -174,7 +181,8 @@ class BatchSchedulerExecutor:
 
     async def _flush(self) -> None:
         await asyncio.sleep(0)  # every submit of this round of the engine joins
-        batches = list(self._open.values())
+        batches = self._full + list(self._open.values())
+        self._full = []
         self._open.clear()
         self._flushing = None
         for batch in batches:
@@ -273,27 +281,43 @@ class BatchSchedulerExecutor:
         except ValueError:
             return 0.0  # began; bash too old to say when
 
+    def _began(self, h: str, batch: _Batch, index: int, names: set[str]) -> float | None:
+        """When the attempt began, if it has (its start file is in `names`); read once."""
+        if h not in self._began_at and f"{index}.start" in names:
+            began = self._start_file(batch, index)
+            if began is not None:
+                self._began_at[h] = began
+        return self._began_at.get(h)
+
     async def poll(self, *, handles: Sequence[str]) -> dict[str, Status]:
         out: dict[str, Status] = {}
-        unsure: list[tuple[str, _Batch, int]] = []
+        unsure: list[tuple[str, _Batch, int, float | None]] = []
+        listings: dict[str, set[str]] = {}  # one directory listing per batch, not two stats
         for h in handles:
             if h in self._gave_up:
                 out[h] = self._gave_up[h]
                 continue
             batch, index = self._batch_of(h)
-            ended = self._exit_file(batch, index)
+            names = listings.get(str(batch.folder))
+            if names is None:
+                try:
+                    names = listings[str(batch.folder)] = set(os.listdir(batch.folder))
+                except OSError:
+                    names = listings[str(batch.folder)] = set()
+            began = self._began(h, batch, index, names)
+            ended = self._exit_file(batch, index) if f"{index}.exit" in names else None
             if ended is not None:
-                out[h] = replace(ended, started_at=self._start_file(batch, index) or None)
+                out[h] = replace(ended, started_at=began or None)
+                self._began_at.pop(h, None)
             elif batch.error is not None:
                 out[h] = Status("lost", message=batch.error)
             elif batch.job_id is None:
                 out[h] = Status("queued", message="being submitted")
             else:
-                unsure.append((h, batch, index))
+                unsure.append((h, batch, index, began))
         if unsure:
             await self._refresh()
-        for h, batch, index in unsure:
-            began = self._start_file(batch, index)
+        for h, batch, index, began in unsure:
             st = await self._status(h, batch, index, began is not None)
             out[h] = replace(st, started_at=began or None) if began else st
         return out

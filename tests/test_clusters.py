@@ -68,12 +68,18 @@ def test_the_example_job_runs_on_the_cluster_and_is_not_redone(
 def test_polling_costs_one_queue_query_whatever_the_number_of_jobs(
     tmp_path: Path, executor: str
 ) -> None:
-    """200 instances in flight in 10 array jobs: each poll asks the scheduler at most once."""
+    """200 instances in flight in 20 array jobs: each poll asks the scheduler at most once."""
     cls = EXECUTORS[executor]
 
     async def main() -> list[int]:
         ex: BatchSchedulerExecutor = cls(
-            cluster=Cluster("t", executor, 2, None, {"poll_min": 0, "native": HOLD[executor]})
+            cluster=Cluster(
+                "t",
+                executor,
+                2,
+                None,
+                {"poll_min": 0, "native": HOLD[executor], "array_max": 10},
+            )
         )
         handles = []
         for task in range(10):
@@ -85,7 +91,7 @@ def test_polling_costs_one_queue_query_whatever_the_number_of_jobs(
                 handles.append(await ex.submit(spec=spec))
         submit = "qsub" if executor == "sge" else "sbatch"
         try:
-            while ex.calls[submit] < 10:  # the array jobs go out while the engine waits
+            while ex.calls[submit] < 20:  # the array jobs go out while the engine waits
                 await ex.wait(timeout=0.1)
             per_poll = []
             for _ in range(6):
@@ -94,14 +100,14 @@ def test_polling_costs_one_queue_query_whatever_the_number_of_jobs(
                 statuses = await ex.poll(handles=handles)
                 per_poll.append(sum(ex.calls.values()) - before)
                 assert len(statuses) == 200
-            assert ex.calls[submit] == 10  # one array job per task
+            assert ex.calls[submit] == 20  # each task's 20 attempts in arrays of 10
             return per_poll
         finally:
             await ex.cancel(handles=handles)
             await ex.close()
 
     per_poll = asyncio.run(main())
-    assert max(per_poll) == 1, per_poll  # one queue query, for 200 instances in 10 jobs
+    assert max(per_poll) == 1, per_poll  # one queue query, for 200 instances in 20 jobs
 
 
 def test_a_job_killed_outside_the_runner_is_retried_with_the_reason(
@@ -192,7 +198,8 @@ def test_after_kill_9_apply_reattaches_and_submits_nothing_twice(
     assert len(list((tmp_path / ".runner").rglob("job.sh"))) == 1  # one submission in all
 
 
-def test_runner_cancel_removes_every_job_of_the_run(tmp_path: Path, executor: str) -> None:
+@pytest.mark.parametrize("how", ["runner cancel", "Ctrl-C"])
+def test_cancel_removes_every_job_of_the_run(tmp_path: Path, executor: str, how: str) -> None:
     (tmp_path / "m.yaml").write_text(
         "apiVersion: runner/v1\nkind: Job\nmetadata: {name: c}\nspec:\n  cluster: farm\n"
         "  tasks:\n    long:\n      instances: 5\n      command: sleep 120\n"
@@ -207,8 +214,11 @@ def test_runner_cancel_removes_every_job_of_the_run(tmp_path: Path, executor: st
         assert time.monotonic() < deadline and p.poll() is None
         time.sleep(0.2)
     job_id = next((tmp_path / ".runner").rglob("job-id")).read_text().strip()
-    c = runner("cancel", "1", cwd=tmp_path)
-    assert c.returncode == 0, c.stdout + c.stderr
+    if how == "Ctrl-C":
+        p.send_signal(signal.SIGINT)
+    else:
+        c = runner("cancel", "1", cwd=tmp_path)
+        assert c.returncode == 0, c.stdout + c.stderr
     out, err = p.communicate(timeout=60)
     assert p.returncode != 0 and "cancelled" in out, out + err
     deadline = time.monotonic() + 20

@@ -53,6 +53,7 @@ class Cluster:
     slots: int | None
     queue: str | None
     settings: dict[str, Any]
+    groups: dict[str, tuple[list[str], int]] = field(default_factory=dict)  # hosts, slots
 
 
 @dataclass
@@ -402,8 +403,11 @@ def _message(errs: list[dict[str, Any]], loc: tuple[Any, ...]) -> str:
     return f"{where}: {msg}"
 
 
-def load(paths: Sequence[str], overrides: Sequence[str] = ()) -> Bundle:
-    """Read, validate and resolve manifests; raise UserError listing every problem."""
+def load(
+    paths: Sequence[str], overrides: Sequence[str] = (), *, need_job: bool = True
+) -> Bundle:
+    """Read, validate and resolve manifests; raise UserError listing every problem.
+    `need_job`: manifests without a Job are an error (not for `runner cluster`)."""
     files, problems = collect_files(paths)
     check = _Checker()
     check.problems.extend(problems)
@@ -448,7 +452,7 @@ def load(paths: Sequence[str], overrides: Sequence[str] = ()) -> Bundle:
 
     if not docs and not check.problems:
         check.problems.append(Diagnostic("no manifest documents found", ", ".join(paths)))
-    elif not jobs and not check.problems:
+    elif not jobs and need_job and not check.problems:
         check.problems.append(
             Diagnostic(
                 "no Job in these manifests; nothing to run",
@@ -469,7 +473,12 @@ def load(paths: Sequence[str], overrides: Sequence[str] = ()) -> Bundle:
                 did_you_mean(c.spec.executor, executors) or "see `runner plugins`",
             )
         resolved_clusters[name] = Cluster(
-            name, c.spec.executor, c.spec.slots, c.spec.queue, dict(c.spec.settings)
+            name,
+            c.spec.executor,
+            c.spec.slots,
+            c.spec.queue,
+            dict(c.spec.settings),
+            {g: (list(spec.hosts), spec.slots) for g, spec in c.spec.groups.items()},
         )
     for a, doc in apps.values():
         _check_app(check, a, doc, kinds)

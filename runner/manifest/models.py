@@ -153,6 +153,14 @@ class AppDoc(_Model):
     spec: AppSpec
 
 
+class GroupSpec(_Model):
+    """Hosts of a cluster that run work together (an SGE host group with a queue of its own;
+    `runner cluster apply` creates and resizes it)."""
+
+    hosts: list[Annotated[str, Field(min_length=1, max_length=253)]] = Field(min_length=1)
+    slots: Int = Field(default=1, ge=1, le=100_000, description="slots on each host")
+
+
 class ClusterSpec(_Model):
     """Where work runs: an executor and its settings."""
 
@@ -162,6 +170,9 @@ class ClusterSpec(_Model):
     )
     queue: str | None = None
     settings: dict[str, Any] = Field(default_factory=dict, description="executor-specific settings")
+    groups: dict[Name, GroupSpec] = Field(
+        default_factory=dict, description="host groups that `runner cluster apply` manages"
+    )
     description: str | None = None
 
 

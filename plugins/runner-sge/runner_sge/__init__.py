@@ -23,11 +23,13 @@ and stderr are at the engine's paths. See `runner.scheduler` for how polling wor
 from __future__ import annotations
 
 import re
+import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from runner.errors import UserError
 from runner.scheduler import BatchSchedulerExecutor, QueueEntry, SchedulerError, _Batch
 
 __all__ = ["SGEExecutor", "parse_qacct", "parse_qstat", "parse_tasks"]
@@ -140,6 +142,69 @@ class SGEExecutor(BatchSchedulerExecutor):
             return
         for first, last in _runs(sorted(indices)):
             self.run(["qdel", job_id, "-t", f"{first}-{last}"], check=False)
+
+    # -- `runner cluster` ---------------------------------------------------------------------
+
+    def cluster_status(self) -> str:
+        """Hosts with their CPUs and load (qhost), and each queue's slots (qstat -g c)."""
+        return self.run(["qhost"]).stdout + "\n" + self.run(["qstat", "-g", "c"]).stdout
+
+    def cluster_apply(self) -> list[str]:
+        """Make every group of the cluster exist as it is written: a host group `@NAME`
+        with its hosts and a queue `NAME.q` on it with `slots` per host (created from the
+        first existing queue's settings). Returns what changed."""
+        changes: list[str] = []
+        known = set(self.run(["qconf", "-sel"]).stdout.split())
+        groups = set(self.run(["qconf", "-shgrpl"], check=False).stdout.split())
+        queues = set(self.run(["qconf", "-sql"]).stdout.split())
+        for name, (hosts, slots) in self.cluster.groups.items():
+            strangers = [h for h in hosts if h not in known]
+            if strangers:
+                raise UserError(
+                    f"cluster {self.cluster.name!r}, group {name!r}: {', '.join(strangers)} "
+                    f"not an execution host of this cell (qconf -sel lists: "
+                    f"{', '.join(sorted(known)) or 'none'}); start sge_execd there first"
+                )
+            hgrp, queue = f"@{name}", f"{name}.q"
+            text = f"group_name {hgrp}\nhostlist {' '.join(hosts)}\n"
+            if hgrp not in groups:
+                self._qconf_file("-Ahgrp", text)
+                changes.append(f"created host group {hgrp}: {' '.join(hosts)}")
+            else:
+                now = self.run(["qconf", "-shgrp", hgrp]).stdout
+                listed = re.search(r"^hostlist\s+(.*)$", now, re.M)
+                if listed is None or sorted(listed.group(1).split()) != sorted(hosts):
+                    self._qconf_file("-Mhgrp", text)
+                    changes.append(f"host group {hgrp} now: {' '.join(hosts)}")
+            if queue not in queues:
+                template = self.run(["qconf", "-sq", sorted(queues)[0]]).stdout
+                conf = {
+                    line.split(None, 1)[0]: line
+                    for line in template.replace("\\\n", " ").splitlines()
+                    if line.strip()
+                }
+                conf["qname"] = f"qname {queue}"
+                conf["hostlist"] = f"hostlist {hgrp}"
+                conf["slots"] = f"slots {slots}"
+                self._qconf_file("-Aq", "\n".join(conf.values()) + "\n")
+                changes.append(f"created queue {queue}: {slots} slot(s) on each host of {hgrp}")
+            else:
+                now = self.run(["qconf", "-sq", queue]).stdout
+                have = re.search(r"^slots\s+(\S+)", now, re.M)
+                if have is None or have.group(1) != str(slots):
+                    self.run(["qconf", "-mattr", "queue", "slots", str(slots), queue])
+                    changes.append(f"queue {queue}: {slots} slot(s) on each host")
+                hl = re.search(r"^hostlist\s+(.*)$", now, re.M)
+                if hl is None or hl.group(1).split() != [hgrp]:
+                    self.run(["qconf", "-mattr", "queue", "hostlist", hgrp, queue])
+                    changes.append(f"queue {queue} now on {hgrp}")
+        return changes
+
+    def _qconf_file(self, flag: str, text: str) -> None:
+        with tempfile.NamedTemporaryFile("w", suffix=".conf") as f:
+            f.write(text)
+            f.flush()
+            self.run(["qconf", flag, f.name])
 
 
 def _runs(numbers: list[int]) -> list[tuple[int, int]]:

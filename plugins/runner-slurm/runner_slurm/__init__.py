@@ -138,6 +138,11 @@ class SlurmExecutor(BatchSchedulerExecutor):
                 found.setdefault(task, result)
         return found or None
 
+    def cluster_status(self) -> str:
+        """Nodes with CPUs, memory, load and state, and the partitions (sinfo)."""
+        nodes = self.run(["sinfo", "-N", "-o", "%N %P %c %m %O %T"]).stdout
+        return nodes + "\n" + self.run(["sinfo", "-s"]).stdout
+
     def _scheduler_cancel(self, job_id: str, indices: Sequence[int] | None) -> None:
         if indices is None:
             self.run(["scancel", job_id])
