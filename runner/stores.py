@@ -76,6 +76,8 @@ class Store(Protocol):
     def delete(self, uri: str) -> None:
         """Remove the object at `uri` (no error when it is already gone)."""
 
+    # optional: `get_many(items, *, workers, each)` gets [(uri, dest, size)] its own way (calling
+    # each(i) as items[i] is in place) instead of `get` in a pool of threads;
     # optional: `read_probe(uri) -> None` reads the object's first byte (or raises StoreError),
     # for stores where being listed does not mean being readable (OSS: List and Get are
     # separate permissions, and an object encrypted with a key one may not use lists fine)
@@ -206,19 +208,29 @@ def stage_input(
     for folder in sorted({item[2].parent for item in todo}):
         folder.mkdir(parents=True, exist_ok=True)
 
-    def fetch(item: tuple[ObjectInfo, str, Path, str]) -> None:
-        o, source, target, version = item
-        store.get(source, target, o.size)  # replaces a read-only file as well (a rename)
+    done = 0
+
+    def placed(i: int) -> None:
+        nonlocal done
+        o, _, target, version = todo[i]
         if read_only:
             target.chmod(0o444)
         fetched[o.key] = version
+        done += 1
+        if progress:
+            progress(done, len(todo))
 
-    done = 0
-    with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-        for _ in pool.map(fetch, todo):
-            done += 1
-            if progress:
-                progress(done, len(todo))
+    def fetch(i: int) -> None:
+        o, source, target, _ = todo[i]
+        store.get(source, target, o.size)  # replaces a read-only file as well (a rename)
+        placed(i)
+
+    many = getattr(store, "get_many", None)
+    if many is not None:  # the store fetches many at once its own way
+        many([(s, t, o.size) for o, s, t, _ in todo], workers=workers, each=placed)
+    else:
+        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
+            list(pool.map(fetch, range(len(todo))))
     if is_prefix and existed:
         # objects deleted from the prefix leave the local copy too
         for path in sorted(local.rglob("*"), reverse=True):

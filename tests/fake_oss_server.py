@@ -388,6 +388,9 @@ class _Handler(BaseHTTPRequestHandler):
 class _HTTPServer(ThreadingHTTPServer):
     daemon_threads = True
     allow_reuse_address = True
+    # socketserver's default backlog is 5: a client opening more connections at once would
+    # see some of its SYNs dropped and retried a second later (OSS takes them all)
+    request_queue_size = 128
 
     def __init__(self, address: tuple[str, int], fake: FakeOSSServer) -> None:
         self.fake = fake

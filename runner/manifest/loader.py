@@ -403,9 +403,7 @@ def _message(errs: list[dict[str, Any]], loc: tuple[Any, ...]) -> str:
     return f"{where}: {msg}"
 
 
-def load(
-    paths: Sequence[str], overrides: Sequence[str] = (), *, need_job: bool = True
-) -> Bundle:
+def load(paths: Sequence[str], overrides: Sequence[str] = (), *, need_job: bool = True) -> Bundle:
     """Read, validate and resolve manifests; raise UserError listing every problem.
     `need_job`: manifests without a Job are an error (not for `runner cluster`)."""
     files, problems = collect_files(paths)

@@ -20,6 +20,8 @@ name the URI and OSS's error code, never a key.
 
 from __future__ import annotations
 
+import asyncio
+import collections
 import http.client
 import os
 import stat
@@ -117,7 +119,9 @@ def _transient(e: Exception) -> bool:
         return True
     if isinstance(e, OssError):
         return e.status >= 500 or e.status in (408, 429)
-    return isinstance(e, (ConnectionError, TimeoutError, StoreError, http.client.HTTPException))
+    # EOFError: asyncio's IncompleteReadError, a connection closed halfway
+    transient = (ConnectionError, TimeoutError, EOFError, StoreError, http.client.HTTPException)
+    return isinstance(e, transient)
 
 
 def _retry(what: Callable[[], T]) -> T:
@@ -288,6 +292,80 @@ class OSSStore:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+
+    def get_many(
+        self,
+        items: list[tuple[str, Path, int | None]],
+        *,
+        workers: int,
+        each: Callable[[int], None] | None = None,
+    ) -> None:
+        """`get` for many objects at once. Small ones go over `workers` connections driven
+        by one event loop in this thread (threads would spend their time taking turns at the
+        interpreter lock); big ones, and everything where a proxy is set, one by one through
+        `get`. `each(i)` after items[i] is in place. The first failure is raised."""
+        small: list[int] = []
+        for i, (uri, dest, size) in enumerate(items):
+            name, _ = split_uri(uri)
+            if size is not None and size < MULTIPART_THRESHOLD and self._small(name):
+                small.append(i)
+            else:
+                self.get(uri, dest, size)
+                if each:
+                    each(i)
+        if small:
+            try:
+                asyncio.run(self._get_small_many(items, small, workers, each))
+            except ExceptionGroup as group:  # the first failure, as `get` would raise it
+                raise group.exceptions[0] from None
+
+    async def _get_small_many(
+        self,
+        items: list[tuple[str, Path, int | None]],
+        todo: list[int],
+        workers: int,
+        each: Callable[[int], None] | None,
+    ) -> None:
+        queue = collections.deque(todo)
+
+        async def worker() -> None:
+            conn: list[Any] = []
+            while queue:
+                i = queue.popleft()
+                uri, dest, _ = items[i]
+                await self._get_small(uri, dest, conn)
+                if each:
+                    each(i)
+            if conn:
+                conn[1].close()
+
+        async with asyncio.TaskGroup() as group:
+            for _ in range(max(1, min(workers, len(todo)))):
+                group.create_task(worker())
+
+    async def _get_small(self, uri: str, dest: Path, conn: list[Any]) -> None:
+        name, key = split_uri(uri)
+        lean = self._small(name)
+        assert lean is not None
+        tmp = dest.with_name(f".{dest.name}.part")
+        for attempt in range(ATTEMPTS):
+            try:
+                headers, data = await lean.request_async(conn, "GET", key)
+                crc = headers.get("x-oss-hash-crc64ecma")
+                if crc is None:
+                    raise StoreError(f"{uri}: the server sent no CRC-64 to check the download")
+                if str(_crc64(data)) != crc:
+                    raise StoreError(f"{uri}: the download's CRC-64 does not match the object's")
+                tmp.write_bytes(data)
+                os.replace(tmp, dest)
+                return
+            except Exception as e:
+                tmp.unlink(missing_ok=True)
+                if attempt == ATTEMPTS - 1 or not _transient(e):
+                    if isinstance(e, StoreError):
+                        raise
+                    raise StoreError(f"{uri}: {_why(e)}") from None
+                await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
 
     def read_probe(self, uri: str) -> None:
         """Read the object's first byte: listing and reading are separate permissions."""
