@@ -363,9 +363,9 @@ class BatchSchedulerExecutor:
             return ended
         if h in self._cancelled:
             return Status("exited", 128 + 9, "cancelled")
-        record = await self._account(batch.job_id)
-        if record is not None and index in record:
-            code, what = record[index]
+        record = await self._account(batch.job_id, index)
+        if record is not None:
+            code, what = record
             return Status(
                 "exited" if code is not None else "lost",
                 code,
@@ -380,9 +380,13 @@ class BatchSchedulerExecutor:
             )
         return Status("running", message="left the queue; waiting for its exit status")
 
-    async def _account(self, job_id: str) -> dict[int, tuple[int | None, str]] | None:
-        if job_id in self._accounting:
-            return self._accounting[job_id]
+    async def _account(self, job_id: str, index: int) -> tuple[int | None, str] | None:
+        """How array task `index` of a job that left the queue ended, if the scheduler has
+        a record; asked at most once per polling interval per job (one command for all of
+        its tasks), and what it said is kept."""
+        known = self._accounting.setdefault(job_id, {})
+        if index in known:
+            return known[index]
         now = time.monotonic()
         if now - self._asked.get(job_id, float("-inf")) < self._interval:
             return None
@@ -393,9 +397,8 @@ class BatchSchedulerExecutor:
             found = await asyncio.to_thread(self._scheduler_accounting, job_id)
         except (SchedulerError, ValueError):  # no answer, or one we cannot read: ask later
             return None
-        if found is not None:
-            self._accounting[job_id] = found
-        return found
+        known.update(found or {})
+        return known.get(index)
 
     async def _give_up(self, h: str, batch: _Batch, index: int, why: str) -> Status:
         assert batch.job_id is not None

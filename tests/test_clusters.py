@@ -110,6 +110,32 @@ def test_polling_costs_one_queue_query_whatever_the_number_of_jobs(
     assert max(per_poll) == 1, per_poll  # one queue query, for 200 instances in 20 jobs
 
 
+def test_scheduler_calls_never_exceed_the_ceiling_per_minute(tmp_path: Path, executor: str) -> None:
+    """However often the engine polls, at most `max_calls_per_minute` scheduler commands."""
+    cls = EXECUTORS[executor]
+
+    async def main() -> int:
+        settings = {"poll_min": 0, "max_calls_per_minute": 4, "native": HOLD[executor]}
+        ex: BatchSchedulerExecutor = cls(cluster=Cluster("t", executor, 2, None, settings))
+        spec = LaunchSpec(
+            key="ceiling/t/0/1", argv=["true"], env={}, workdir=tmp_path,
+            stdout=tmp_path / "0.out", stderr=tmp_path / "0.err",
+        )  # fmt: skip
+        h = await ex.submit(spec=spec)
+        try:
+            for _ in range(40):
+                await ex.wait(timeout=0.05)
+                st = await ex.poll(handles=[h])
+                assert st[h].state == "queued"  # held: it waits, and says so
+            return sum(ex.calls.values())
+        finally:
+            ex.max_calls = 100  # the clean-up may ask
+            await ex.cancel(handles=[h])
+            await ex.close()
+
+    assert asyncio.run(main()) == 4  # the submission and three queue queries, no more
+
+
 def test_a_job_killed_outside_the_runner_is_retried_with_the_reason(
     tmp_path: Path, executor: str
 ) -> None:
