@@ -53,19 +53,45 @@ _WAIT_STATES = {
 }
 
 
+_QUEUE_STATES = {
+    "u": "unknown: its execution daemon does not answer",
+    "d": "disabled",
+    "D": "disabled by its calendar",
+    "E": "in error",
+    "a": "over its load threshold",
+    "s": "suspended",
+    "S": "subordinated",
+    "C": "suspended by its calendar",
+    "o": "orphaned",
+    "c": "ambiguously configured",
+}
+
+
 def parse_qstat(xml_text: str) -> dict[tuple[str, int], QueueEntry]:
-    """`qstat -xml` -> (job id, task) -> entry, for array jobs."""
+    """`qstat -f -xml` -> (job id, task) -> entry, for array jobs. When no queue instance
+    can take work (execution daemon down, disabled, in error), waiting jobs say so: `qstat`
+    keeps answering while they wait forever."""
     out: dict[tuple[str, int], QueueEntry] = {}
     try:
         root = ET.fromstring(xml_text)
     except ET.ParseError as e:
         raise SchedulerError(f"qstat -xml printed what is not XML: {e}") from None
+    usable, unusable = False, []
+    for queue in root.iter("Queue-List"):
+        state = queue.findtext("state") or ""
+        bad = [c for c in state if c in _QUEUE_STATES]
+        if bad:
+            meaning = ", ".join(_QUEUE_STATES[c] for c in bad)
+            unusable.append(f"{queue.findtext('name')} is {state} ({meaning})")
+        else:
+            usable = True
+    stuck = f"; no queue can take it: {'; '.join(unusable)}" if unusable and not usable else ""
     for job in root.iter("job_list"):
         number = job.findtext("JB_job_number") or ""
         state = job.findtext("state") or ""
         tasks = parse_tasks(job.findtext("tasks") or "")
         if "E" in state or state in ("t",) or "w" in state or "h" in state:
-            entry = QueueEntry("queued", f"{state}: {_WAIT_STATES.get(state, 'waiting')}")
+            entry = QueueEntry("queued", f"{state}: {_WAIT_STATES.get(state, 'waiting')}{stuck}")
         elif "s" in state.lower():
             entry = QueueEntry("running", f"{state}: suspended")
         else:
@@ -97,7 +123,7 @@ def parse_qacct(text: str) -> dict[int, tuple[int | None, str]]:
 
 
 class SGEExecutor(BatchSchedulerExecutor):
-    """Array jobs through qsub; one `qstat -xml` per polling cycle."""
+    """Array jobs through qsub; one `qstat -f -xml` per polling cycle."""
 
     name = "sge"
 
@@ -128,7 +154,7 @@ class SGEExecutor(BatchSchedulerExecutor):
         return match.group(1)
 
     def _scheduler_queue(self) -> dict[tuple[str, int], QueueEntry]:
-        return parse_qstat(self.run(["qstat", "-xml"]).stdout)
+        return parse_qstat(self.run(["qstat", "-f", "-xml"]).stdout)
 
     def _scheduler_accounting(self, job_id: str) -> dict[int, tuple[int | None, str]] | None:
         done = self.run(["qacct", "-j", job_id], check=False)
