@@ -374,6 +374,7 @@ class Engine:
         env = dict(inst.plan.spec.env)
         env["RUNNER_RUN_ID"] = str(jr.run_id)
         env["RUNNER_ATTEMPT"] = str(inst.attempt)
+        env["RUNNER_STATE_DIR"] = str(self._state.directory.resolve())
         spec = LaunchSpec(
             key=f"{jr.name}/{tr.name}/{inst.index}/{inst.attempt}",
             argv=inst.plan.spec.argv,

@@ -890,8 +890,9 @@ def _resolve_task(
         params, types_ = _app_params(check, doc, here, name, t, app, sets)
         command: str | list[str] = app.spec.command
     else:
+        structured = t.kind not in (None, "shell")  # a kind may take a mapping (wdl's inputs)
         for pname, value in t.params.items():
-            if isinstance(value, (dict, list)) or value is None:
+            if (isinstance(value, (dict, list)) and not structured) or value is None:
                 check.at(
                     doc,
                     [*here, "params", pname],
@@ -911,8 +912,7 @@ def _resolve_task(
                 )
             else:
                 params[pname] = value
-        assert t.command is not None
-        command = t.command
+        command = t.command if t.command is not None else ""  # a kind that writes its own
         _check_value_names(check, doc, here, t.params, t.inputs, t.outputs)
         declared = set(t.params) | set(t.inputs) | set(t.outputs) | set(BUILTIN_PLACEHOLDERS)
         declared |= kind_placeholders(kind)

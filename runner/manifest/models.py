@@ -211,7 +211,8 @@ class TaskSpec(_Env):
 
     @model_validator(mode="after")
     def _app_or_command(self) -> TaskSpec:
-        if self.app is None and self.command is None:
+        if self.app is None and self.command is None and self.kind in (None, "shell"):
+            # other kinds may write their command themselves (wdl); they say if one is missing
             raise ValueError("a task needs either 'app: NAME' or 'command: ...'")
         if self.app is not None and self.command is not None:
             raise ValueError("a task takes 'app' or 'command', not both")

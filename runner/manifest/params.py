@@ -6,6 +6,7 @@ through `coerce`, which returns the canonical value or raises ParamError with a 
 
 from __future__ import annotations
 
+import json
 import math
 import re
 from typing import Any, Literal
@@ -140,4 +141,6 @@ def to_text(value: Any) -> str:
     """How a parameter value appears in a command line or environment variable."""
     if isinstance(value, bool):
         return "true" if value else "false"
+    if isinstance(value, (dict, list)):  # a kind's structured parameter, as JSON
+        return json.dumps(value, sort_keys=True)
     return str(value)

@@ -1,0 +1,210 @@
+"""The `wdl` task kind (alias `gatk`): a WDL workflow as one instance of a task, run by an
+embedded miniwdl engine with runner's container-less backend (`runner_wdl.backend`), on
+whichever executor the task's cluster names (local, SGE, Slurm).
+
+    tasks:
+      germline:
+        kind: wdl
+        params:
+          workflow: wdl/germline.wdl      # relative to the manifest; imports are resolved
+          inputs: inputs/small.json       # a JSON or YAML file, or the mapping itself
+          engine: miniwdl                 # the only engine so far
+        outputs: {out: out/germline}      # each output copied to out/germline/<name>/
+
+`runner validate` parses and type-checks the workflow with miniwdl and checks the inputs
+against the workflow's (unknown name, wrong type, missing required, missing file). The
+workflow's run folder is `.runner/wdl/<job>/<task>/<run>.<attempt>/` (miniwdl's
+`workflow.log` and each call's stdout and stderr are there); the call cache is
+`.runner/wdl/call-cache/`, so after a fixed failure the next apply redoes only the calls that
+did not finish. The fingerprint covers the workflow's source (imports too), the inputs and
+the size and time of every input file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+import WDL
+import yaml
+
+from runner.contracts import InstanceSpec, Task
+
+__all__ = ["WDLKind"]
+
+ENGINES = ("miniwdl",)
+Problem = tuple[str | None, str, str | None]
+
+
+def _param(task: Task, name: str) -> Any:
+    return task.params.get(name)
+
+
+class WDLKind:
+    """One instance per task: the whole workflow; miniwdl schedules its calls."""
+
+    def __init__(self) -> None:
+        self._docs: dict[tuple[str, int], Any] = {}
+
+    # -- reading the workflow and its inputs ------------------------------------------------
+
+    def _workflow_path(self, task: Task) -> Path:
+        return (task.base_dir / str(_param(task, "workflow"))).resolve()
+
+    def _load(self, path: Path) -> Any:
+        key = (str(path), path.stat().st_mtime_ns)
+        if key not in self._docs:
+            self._docs[key] = WDL.load(str(path))
+        return self._docs[key]
+
+    def _inputs(self, task: Task) -> dict[str, Any]:
+        given = _param(task, "inputs")
+        if given is None:
+            return {}
+        if isinstance(given, dict):
+            return given
+        text = (task.base_dir / str(given)).read_text()
+        loaded = yaml.safe_load(text) if not str(given).endswith(".json") else json.loads(text)
+        if not isinstance(loaded, dict):
+            raise ValueError(f"{given}: not a mapping of input names to values")
+        return loaded
+
+    def _inputs_base(self, task: Task) -> Path:
+        """Relative paths in an inputs file are relative to that file; in a mapping, to the
+        manifest."""
+        given = _param(task, "inputs")
+        if isinstance(given, str):
+            return (task.base_dir / given).resolve().parent
+        return task.base_dir
+
+    # -- the kind contract --------------------------------------------------------------------
+
+    def check(self, *, task: Task) -> list[Problem]:
+        """Problems `runner validate` reports: (parameter or None, message, hint)."""
+        if _param(task, "workflow") is None:
+            return [(None, "a wdl task needs the parameter 'workflow'", "the .wdl file")]
+        out: list[Problem] = []
+        engine = str(_param(task, "engine") or "miniwdl")
+        if engine not in ENGINES:
+            out.append(
+                ("engine", f"engine {engine!r} is not available", "engine: miniwdl (the default)")
+            )
+        path = self._workflow_path(task)
+        if not path.is_file():
+            return [*out, ("workflow", f"{path}: no such file", None)]
+        try:
+            doc = self._load(path)
+        except WDL.Error.MultipleValidationErrors as e:
+            return out + [("workflow", _positioned(x, task), None) for x in e.exceptions]
+        except (WDL.Error.SyntaxError, WDL.Error.ValidationError, WDL.Error.ImportError) as e:
+            return [*out, ("workflow", _positioned(e, task), None)]
+        exe = doc.workflow or (doc.tasks[0] if len(doc.tasks) == 1 else None)
+        if exe is None:
+            return [*out, ("workflow", f"{path.name}: no workflow, and more than one task", None)]
+        try:
+            given = self._inputs(task)
+        except (OSError, ValueError, yaml.YAMLError) as e:
+            return [*out, ("inputs", f"cannot read the inputs: {e}", None)]
+        try:
+            env = WDL.values_from_json(given, exe.available_inputs, exe.required_inputs)
+        except WDL.Error.InputError as e:
+            names = sorted(b.name for b in exe.available_inputs)
+            return [*out, ("inputs", str(e), f"{exe.name}'s inputs: {', '.join(names)}")]
+        base = self._inputs_base(task)
+        missing: list[str] = []
+
+        def look(v: Any) -> None:
+            p = Path(v.value) if os.path.isabs(v.value) else base / v.value
+            if not p.exists():
+                missing.append(v.value)
+
+        WDL.Value.rewrite_env_paths(env, look)
+        out += [("inputs", f"input file {m!r}: no such file or folder", None) for m in missing]
+        return out
+
+    def expand(self, *, task: Task) -> list[InstanceSpec]:
+        path = self._workflow_path(task)
+        given = self._inputs(task)
+        argv = [
+            sys.executable, "-m", "runner_wdl.run", "--workflow", str(path),
+            "--inputs-json", json.dumps(given, sort_keys=True),
+            "--base", str(self._inputs_base(task)),
+        ]  # fmt: skip
+        outputs = [v for v in task.outputs.values() if v]
+        if outputs:
+            argv += ["--out", outputs[0]]
+        extra = {"workflow": _source_digest(self._load(path)), "files": self._files(task, given)}
+        return [InstanceSpec(0, argv, dict(task.env), fingerprint_extra=extra)]
+
+    def _files(self, task: Task, given: dict[str, Any]) -> str:
+        """Size and time of every input value that names a file or folder."""
+        base = self._inputs_base(task)
+        seen = []
+
+        def walk(v: Any) -> None:
+            if isinstance(v, str):
+                p = Path(v) if os.path.isabs(v) else base / v
+                if p.is_file():
+                    st = p.stat()
+                    seen.append(f"{v}:{st.st_size}:{st.st_mtime_ns}")
+                elif p.is_dir():
+                    for f in sorted(p.rglob("*")):
+                        if f.is_file():
+                            st = f.stat()
+                            seen.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
+            elif isinstance(v, list):
+                for x in v:
+                    walk(x)
+            elif isinstance(v, dict):
+                for x in v.values():
+                    walk(x)
+
+        walk(given)
+        return hashlib.sha256("\n".join(seen).encode()).hexdigest()[:16]
+
+    def verify(
+        self, *, task: Task, instance: InstanceSpec, stdout: Path, stderr: Path
+    ) -> str | None:
+        outputs = [v for v in task.outputs.values() if v]
+        if outputs and not (Path(outputs[0]) / "outputs.json").is_file():
+            return f"the workflow ended without writing {outputs[0]}/outputs.json"
+        return None
+
+    def explain(self, *, task: Task, exit_code: int, stdout: Path, stderr: Path) -> str | None:
+        """The innermost cause miniwdl gave for the failure."""
+        try:
+            text = stderr.read_text(errors="replace")
+        except OSError:
+            return None
+        summary = re.findall(r"^runner-wdl: (call-.*)$", text, re.M)
+        if summary:
+            return summary[-1]
+        found = re.findall(r"^.*(?:Error|error): .*$", text, re.M)
+        return found[-1].strip() if found else None
+
+
+def _positioned(e: Any, task: Task) -> str:
+    pos = getattr(e, "pos", None)
+    if pos is None:
+        return str(e)
+    where = os.path.relpath(pos.abspath, task.base_dir) if pos.abspath else pos.uri
+    message = str(e).split("\n")[0]
+    return f"{where}:{pos.line}:{pos.column}: {message}"
+
+
+def _source_digest(doc: Any) -> str:
+    h = hashlib.sha256()
+    todo, seen = [doc], set()
+    while todo:
+        d = todo.pop()
+        if id(d) in seen:
+            continue
+        seen.add(id(d))
+        h.update(d.source_text.encode())
+        todo.extend(i.doc for i in d.imports if i.doc is not None)
+    return h.hexdigest()[:16]

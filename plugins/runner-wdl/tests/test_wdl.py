@@ -1,0 +1,187 @@
+"""The `wdl` kind: WDL workflows on the embedded miniwdl engine with the container-less
+backend, with real tools (Debian's bwa, samtools, bcftools, picard) and real schedulers."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[3]
+GERMLINE = ROOT / "manifests" / "examples" / "germline"
+
+
+def runner(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "runner", *args], cwd=cwd, capture_output=True, text=True
+    )
+
+
+def test_the_germline_example_calls_every_planted_snp(tmp_path: Path) -> None:
+    shutil.copytree(GERMLINE, tmp_path / "g", ignore=shutil.ignore_patterns("data*", "out"))
+    g = tmp_path / "g"
+    subprocess.run([sys.executable, "make_data.py"], cwd=g, check=True, capture_output=True)
+    first = runner("apply", "processing.yaml", cwd=g)
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = runner("apply", "calling.yaml", cwd=g)
+    assert second.returncode == 0, second.stdout + second.stderr
+    vcf = subprocess.run(
+        ["bcftools", "query", "-f", "%POS\t%REF\t%ALT\t[%GT]\n", "out/calling/vcf/calls.vcf.gz"],
+        cwd=g, capture_output=True, text=True, check=True,
+    ).stdout  # fmt: skip
+    called = {tuple(line.split("\t")) for line in vcf.splitlines()}
+    truth = (g / "data" / "truth.tsv").read_text().splitlines()[1:]
+    planted = {tuple(line.split("\t")) for line in truth}
+    assert len(planted) == 14 and planted <= called, planted - called
+    # done is done: nothing runs again, and miniwdl's log is there to read
+    again = runner("apply", "processing.yaml", cwd=g)
+    assert "Nothing to do" in again.stdout, again.stdout + again.stderr
+    log = runner("logs", "1", "process/0", cwd=g)
+    assert "call-mark_duplicates" in log.stdout and "done" in log.stdout
+    # an input file that changes makes the workflow run again
+    os.utime(g / "data" / "reads_1.fq")
+    plan = runner("plan", "processing.yaml", "--detailed-exitcode", cwd=g)
+    assert plan.returncode == 2 and "extra files" in plan.stdout, plan.stdout
+
+
+TWO_STEPS = """\
+version 1.0
+workflow two {
+  input { String word = "hi"  File marker }
+  call first { input: word = word }
+  call second { input: text = first.out, marker = marker }
+  output { File result = second.out }
+}
+task first {
+  input { String word }
+  command <<< echo ~{word} > first.txt; echo ran >> FIRST_RUNS >>>
+  output { File out = "first.txt" }
+}
+task second {
+  input { File text  File marker }
+  command <<< grep -q fixed ~{marker} && cat ~{text} > second.txt >>>
+  output { File out = "second.txt" }
+}
+"""
+JOB = """\
+apiVersion: runner/v1
+kind: Job
+metadata: {name: w}
+spec:
+  tasks:
+    flow:
+      kind: wdl
+      params:
+        workflow: two.wdl
+        inputs: {marker: marker.txt}
+      outputs: {out: out}
+"""
+
+
+def test_after_a_fixed_failure_finished_calls_come_from_the_call_cache(tmp_path: Path) -> None:
+    (tmp_path / "two.wdl").write_text(TWO_STEPS.replace("FIRST_RUNS", str(tmp_path / "first-runs")))
+    (tmp_path / "m.yaml").write_text(JOB)
+    (tmp_path / "marker.txt").write_text("broken\n")
+    failed = runner("apply", "m.yaml", cwd=tmp_path)
+    assert failed.returncode == 1, failed.stdout + failed.stderr
+    assert "call-second" in failed.stdout and "CommandFailed" in failed.stdout, failed.stdout
+    (tmp_path / "marker.txt").write_text("fixed\n")
+    fixed = runner("apply", "m.yaml", cwd=tmp_path)
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert (tmp_path / "out" / "result" / "second.txt").read_text() == "hi\n"
+    assert (tmp_path / "first-runs").read_text() == "ran\n"  # `first` ran once: cached after
+    log = runner("logs", "2", "flow/0", "--stream", "err", cwd=tmp_path).stdout
+    assert "cached" in log, log
+
+
+@pytest.mark.parametrize(
+    ("change", "said"),
+    [
+        ("workflow: two.wdl|workflow: nope.wdl", "nope.wdl: no such file"),
+        ("{marker: marker.txt}|{marker: marker.txt, colour: red}", "unknown input/output: colour"),
+        (
+            "{marker: marker.txt}|{marker: marker.txt, word: [1]}",
+            "couldn't construct 'String?' from [1] (in word)",
+        ),
+        ("{marker: marker.txt}|{word: hi}", "missing required inputs/outputs: marker"),
+        ("{marker: marker.txt}|{marker: gone.txt}", "input file 'gone.txt': no such file"),
+        ("inputs:|engine: cromwell\n        inputs:", "engine 'cromwell' is not available"),
+    ],
+)
+def test_validate_checks_the_workflow_and_its_inputs(
+    tmp_path: Path, change: str, said: str
+) -> None:
+    (tmp_path / "two.wdl").write_text(TWO_STEPS)
+    (tmp_path / "marker.txt").write_text("fixed\n")
+    old, new = change.split("|")
+    (tmp_path / "m.yaml").write_text(JOB.replace(old, new))
+    r = runner("validate", "m.yaml", cwd=tmp_path)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert said in r.stderr and "m.yaml:" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_a_wdl_error_is_shown_at_its_line_in_the_wdl(tmp_path: Path) -> None:
+    (tmp_path / "two.wdl").write_text(TWO_STEPS.replace("text = first.out", "text = frist.out"))
+    (tmp_path / "marker.txt").write_text("fixed\n")
+    (tmp_path / "m.yaml").write_text(JOB)
+    r = runner("validate", "m.yaml", cwd=tmp_path)
+    assert r.returncode == 2
+    assert "two.wdl:5:" in r.stderr and "frist" in r.stderr, r.stderr
+
+
+def test_ctrl_c_stops_the_workflow_and_leaves_no_process(tmp_path: Path) -> None:
+    (tmp_path / "slow.wdl").write_text(
+        "version 1.0\nworkflow slow {\n  scatter (i in [1, 2]) { call nap }\n}\n"
+        "task nap {\n  command <<< sleep 300 & sleep 301; wait >>>\n}\n"
+    )
+    (tmp_path / "m.yaml").write_text(JOB.replace("two.wdl", "slow.wdl").replace(
+        "        inputs: {marker: marker.txt}\n", ""
+    ))  # fmt: skip
+    p = subprocess.Popen(
+        [sys.executable, "-m", "runner", "apply", "m.yaml"],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    deadline = time.monotonic() + 60
+    while len(_sleepers()) < 4:
+        assert time.monotonic() < deadline and p.poll() is None, "the tasks never started"
+        time.sleep(0.2)
+    p.send_signal(signal.SIGINT)
+    out, err = p.communicate(timeout=60)
+    assert p.returncode == 130, out + err
+    deadline = time.monotonic() + 15
+    while _sleepers():
+        assert time.monotonic() < deadline, f"left behind: {_sleepers()}"
+        time.sleep(0.2)
+
+
+def _sleepers() -> list[int]:
+    found = []
+    for proc in Path("/proc").iterdir():
+        try:
+            cmd = (proc / "cmdline").read_bytes().split(b"\0")
+            state = (proc / "stat").read_text().rsplit(")", 1)[1].split()[0]
+        except (OSError, IndexError):
+            continue
+        if cmd[:2] in ([b"sleep", b"300"], [b"sleep", b"301"]) and state != "Z":
+            found.append(int(proc.name))
+    return found
+
+
+def test_a_workflow_runs_on_the_sge_cluster(tmp_path: Path) -> None:
+    (tmp_path / "two.wdl").write_text(TWO_STEPS.replace("FIRST_RUNS", "/dev/null"))
+    (tmp_path / "marker.txt").write_text("fixed\n")
+    (tmp_path / "m.yaml").write_text(
+        JOB.replace("spec:\n  tasks:", "spec:\n  cluster: farm\n  tasks:")
+        + "---\napiVersion: runner/v1\nkind: Cluster\nmetadata: {name: farm}\n"
+        "spec: {executor: sge}\n"
+    )
+    r = runner("apply", "m.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert (tmp_path / "out" / "result" / "second.txt").read_text() == "hi\n"
+    assert list((tmp_path / ".runner").rglob(".sge-*/job.sh"))
