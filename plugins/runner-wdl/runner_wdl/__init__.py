@@ -37,7 +37,7 @@ from runner.contracts import InstanceSpec, Task
 
 __all__ = ["WDLKind"]
 
-ENGINES = ("miniwdl",)
+ENGINES = ("miniwdl", "cromwell")
 Problem = tuple[str | None, str, str | None]
 
 
@@ -91,9 +91,14 @@ class WDLKind:
         out: list[Problem] = []
         engine = str(_param(task, "engine") or "miniwdl")
         if engine not in ENGINES:
+            out.append(("engine", f"engine {engine!r} is not available", "miniwdl or cromwell"))
+        url = self._cromwell_url(task)
+        if engine == "cromwell" and not url.startswith(("http://", "https://")):
             out.append(
-                ("engine", f"engine {engine!r} is not available", "engine: miniwdl (the default)")
+                ("cromwell", "engine cromwell needs the server's address", "cromwell: {url: URL}")
             )
+        if _param(task, "options") is not None and engine != "cromwell":
+            out.append(("options", "workflow options are for engine: cromwell", None))
         path = self._workflow_path(task)
         if not path.is_file():
             return [*out, ("workflow", f"{path}: no such file", None)]
@@ -111,7 +116,9 @@ class WDLKind:
         except (OSError, ValueError, yaml.YAMLError) as e:
             return [*out, ("inputs", f"cannot read the inputs: {e}", None)]
         try:
-            env = WDL.values_from_json(given, exe.available_inputs, exe.required_inputs)
+            env = WDL.values_from_json(
+                given, exe.available_inputs, exe.required_inputs, namespace=exe.name
+            )
         except WDL.Error.InputError as e:
             names = sorted(b.name for b in exe.available_inputs)
             return [*out, ("inputs", str(e), f"{exe.name}'s inputs: {', '.join(names)}")]
@@ -127,14 +134,44 @@ class WDLKind:
         out += [("inputs", f"input file {m!r}: no such file or folder", None) for m in missing]
         return out
 
+    @staticmethod
+    def _cromwell_url(task: Task) -> str:
+        conf = _param(task, "cromwell")
+        return str(conf.get("url", "")) if isinstance(conf, dict) else ""
+
+    def _json_param(self, task: Task, name: str) -> Any:
+        value = _param(task, name)
+        if isinstance(value, str):
+            return json.loads((task.base_dir / value).read_text())
+        return value or {}
+
     def expand(self, *, task: Task) -> list[InstanceSpec]:
         path = self._workflow_path(task)
         given = self._inputs(task)
-        argv = [
-            sys.executable, "-m", "runner_wdl.run", "--workflow", str(path),
-            "--inputs-json", json.dumps(given, sort_keys=True),
-            "--base", str(self._inputs_base(task)),
-        ]  # fmt: skip
+        if str(_param(task, "engine") or "miniwdl") == "cromwell":
+            # Cromwell wants `workflow.input` keys, and paths it can open: absolute ones
+            doc = self._load(path)
+            exe = doc.workflow or doc.tasks[0]
+            base = self._inputs_base(task)
+            env = WDL.values_from_json(
+                given, exe.available_inputs, exe.required_inputs, namespace=exe.name
+            )
+            env = WDL.Value.rewrite_env_paths(
+                env, lambda v: v.value if os.path.isabs(v.value) else str(base / v.value)
+            )
+            argv = [
+                sys.executable, "-m", "runner_wdl.cromwell", "--url", self._cromwell_url(task),
+                "--workflow", str(path),
+                "--inputs-json", json.dumps(WDL.values_to_json(env, namespace=exe.name)),
+                "--options-json", json.dumps(self._json_param(task, "options"), sort_keys=True),
+                "--labels-json", json.dumps({"runner-job": task.job, "runner-task": task.name}),
+            ]  # fmt: skip
+        else:
+            argv = [
+                sys.executable, "-m", "runner_wdl.run", "--workflow", str(path),
+                "--inputs-json", json.dumps(given, sort_keys=True),
+                "--base", str(self._inputs_base(task)),
+            ]  # fmt: skip
         outputs = [v for v in task.outputs.values() if v]
         if outputs:
             argv += ["--out", outputs[0]]
@@ -181,7 +218,7 @@ class WDLKind:
             text = stderr.read_text(errors="replace")
         except OSError:
             return None
-        summary = re.findall(r"^runner-wdl: (call-.*)$", text, re.M)
+        summary = re.findall(r"^runner-wdl: (call-.*|cromwell: .*)$", text, re.M)
         if summary:
             return summary[-1]
         found = re.findall(r"^.*(?:Error|error): .*$", text, re.M)

@@ -118,7 +118,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         inputs = WDL.values_from_json(
-            json.loads(args.inputs_json), exe.available_inputs, exe.required_inputs
+            json.loads(args.inputs_json),
+            exe.available_inputs,
+            exe.required_inputs,
+            namespace=exe.name,
         )
     except WDL.Error.InputError as e:
         print(f"{args.workflow}: inputs: {e}", file=sys.stderr)

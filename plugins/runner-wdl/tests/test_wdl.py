@@ -111,7 +111,7 @@ def test_after_a_fixed_failure_finished_calls_come_from_the_call_cache(tmp_path:
         ),
         ("{marker: marker.txt}|{word: hi}", "missing required inputs/outputs: marker"),
         ("{marker: marker.txt}|{marker: gone.txt}", "input file 'gone.txt': no such file"),
-        ("inputs:|engine: cromwell\n        inputs:", "engine 'cromwell' is not available"),
+        ("inputs:|engine: cromwell\n        inputs:", "engine cromwell needs the server's address"),
     ],
 )
 def test_validate_checks_the_workflow_and_its_inputs(
@@ -185,3 +185,81 @@ def test_a_workflow_runs_on_the_sge_cluster(tmp_path: Path) -> None:
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "out" / "result" / "second.txt").read_text() == "hi\n"
     assert list((tmp_path / ".runner").rglob(".sge-*/job.sh"))
+
+
+CROMWELL_JOB = """\
+apiVersion: runner/v1
+kind: Job
+metadata: {name: w}
+spec:
+  tasks:
+    flow:
+      kind: wdl
+      params:
+        workflow: two.wdl
+        engine: cromwell
+        cromwell: {url: URL}
+        options: {final_workflow_outputs_dir: /results}
+        inputs: {marker: marker.txt, word: WORD}
+      outputs: {out: out}
+"""
+
+
+def _cromwell_job(tmp_path: Path, url: str, word: str) -> None:
+    (tmp_path / "two.wdl").write_text(TWO_STEPS)
+    (tmp_path / "marker.txt").write_text("fixed\n")
+    text = CROMWELL_JOB.replace("URL", url).replace("WORD", word)
+    (tmp_path / "m.yaml").write_text(text.replace("    flow:", "    flow:\n      timeout: 5m"))
+
+
+def test_cromwell_engine_submits_follows_and_fetches_outputs(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_cromwell import FakeCromwell
+
+    with FakeCromwell(run_seconds=1.0) as server:
+        server.outputs_for = lambda inputs: {"two.result": str(tmp_path / "marker.txt")}
+        _cromwell_job(tmp_path, server.url, "hello")
+        r = runner("apply", "m.yaml", cwd=tmp_path)
+        assert r.returncode == 0, r.stdout + r.stderr
+        (w,) = server.workflows.values()
+        # what Cromwell got: the WDL, namespaced inputs with absolute paths, options, labels
+        assert "workflow two" in w["source"]
+        assert w["inputs"] == {"two.marker": str(tmp_path / "marker.txt"), "two.word": "hello"}
+        assert w["options"] == {"final_workflow_outputs_dir": "/results"}
+        assert w["labels"] == {"runner-job": "w", "runner-task": "flow"}
+        outputs = (tmp_path / "out" / "outputs.json").read_text()
+        assert str(tmp_path / "out" / "result" / "marker.txt") in outputs
+        assert (tmp_path / "out" / "result" / "marker.txt").read_text() == "fixed\n"
+
+
+def test_cromwell_failure_is_reported_with_its_cause(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_cromwell import FakeCromwell
+
+    with FakeCromwell(run_seconds=0.5) as server:
+        _cromwell_job(tmp_path, server.url, "FAIL")
+        r = runner("apply", "m.yaml", cwd=tmp_path)
+        assert r.returncode == 1, r.stdout + r.stderr
+        assert "Job two.second:NA:1 exited with return code 1" in r.stdout, r.stdout
+
+
+def test_cancel_aborts_the_cromwell_workflow(tmp_path: Path) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_cromwell import FakeCromwell
+
+    with FakeCromwell(run_seconds=300) as server:
+        _cromwell_job(tmp_path, server.url, "slow")
+        p = subprocess.Popen(
+            [sys.executable, "-m", "runner", "apply", "m.yaml"],
+            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        deadline = time.monotonic() + 60
+        while not server.workflows:
+            assert time.monotonic() < deadline and p.poll() is None
+            time.sleep(0.2)
+        p.send_signal(signal.SIGINT)
+        out, err = p.communicate(timeout=60)
+        assert p.returncode == 130, out + err
+        (w,) = server.workflows.values()
+        assert w["status"] == "Aborted"
+        assert ("POST", f"/api/workflows/v1/{w['id']}/abort") in server.requests

@@ -1,0 +1,137 @@
+"""What one `wdl` instance runs with `engine: cromwell`: the workflow submitted to a Cromwell
+server, followed until it ends.
+
+    python -m runner_wdl.cromwell --url URL --workflow W.wdl --inputs-json '{...}'
+        [--options-json '{...}'] [--labels-json '{...}'] [--out DIR] [--id-file FILE]
+
+`--id-file` defaults to `$RUNNER_STATE_DIR/wdl/<job>/<task>/cromwell-workflow-id`.
+
+Uses Cromwell's REST API (v1): POST /api/workflows/v1 (workflowSource, workflowInputs,
+workflowOptions, labels), then GET .../{id}/status until it ends, .../{id}/outputs and, for a
+failure, .../{id}/metadata; on SIGTERM or SIGINT, POST .../{id}/abort. The workflow id goes to
+`--id-file` before polling starts: a later attempt follows that workflow if it is still
+running instead of submitting again. Outputs (paths on the Cromwell server's file system)
+go to stdout and to `<out>/outputs.json`; files this machine can see are copied as well.
+Exit codes: 0 succeeded, 1 failed, 2 refused, 130 aborted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import requests
+
+__all__ = ["main"]
+
+RUNNING = {"Submitted", "Running", "Aborting", "On Hold"}
+API = "/api/workflows/v1"
+
+
+class _Stop(Exception):
+    pass
+
+
+def _failures(meta: dict[str, Any]) -> list[str]:
+    """Every message in metadata's `failures` tree, innermost last."""
+    out: list[str] = []
+
+    def walk(items: list[dict[str, Any]]) -> None:
+        for f in items:
+            if f.get("message"):
+                out.append(str(f["message"]))
+            walk(f.get("causedBy") or [])
+
+    walk(meta.get("failures") or [])
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="runner_wdl.cromwell")
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--workflow", required=True)
+    ap.add_argument("--inputs-json", default="{}")
+    ap.add_argument("--options-json", default="{}")
+    ap.add_argument("--labels-json", default="{}")
+    ap.add_argument("--out")
+    state = Path(os.environ.get("RUNNER_STATE_DIR") or ".runner") / "wdl"
+    where = [os.environ.get(v, "by-hand") for v in ("RUNNER_JOB", "RUNNER_TASK")]
+    ap.add_argument("--id-file", default=str(state.joinpath(*where, "cromwell-workflow-id")))
+    ap.add_argument("--poll", type=float, default=5.0, help="seconds between status queries")
+    args = ap.parse_args(argv)
+    base = args.url.rstrip("/") + API
+    http = requests.Session()
+
+    def stop(signum: int, frame: Any) -> None:
+        raise _Stop()
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    wid = None
+    id_file = Path(args.id_file) if args.id_file else None
+    try:
+        if id_file is not None and id_file.is_file():
+            known = id_file.read_text().strip()
+            st = http.get(f"{base}/{known}/status", timeout=60)
+            if st.ok and st.json().get("status") in RUNNING - {"Aborting"}:
+                wid = known
+                print(f"runner-wdl: following Cromwell workflow {wid}", file=sys.stderr)
+        if wid is None:
+            files = {
+                "workflowSource": (
+                    Path(args.workflow).name,
+                    Path(args.workflow).read_bytes(),
+                    "text/plain",
+                ),
+                "workflowInputs": ("inputs.json", args.inputs_json, "application/json"),
+                "workflowOptions": ("options.json", args.options_json, "application/json"),
+                "labels": ("labels.json", args.labels_json, "application/json"),
+            }
+            r = http.post(base, files=files, data={"workflowType": "WDL"}, timeout=60)
+            if not r.ok:
+                print(f"runner-wdl: Cromwell refused the workflow ({r.status_code}): "
+                      f"{r.text[:500]}", file=sys.stderr)  # fmt: skip
+                return 2
+            wid = r.json()["id"]
+            if id_file is not None:
+                id_file.parent.mkdir(parents=True, exist_ok=True)
+                id_file.write_text(wid + "\n")
+            print(f"runner-wdl: submitted to Cromwell as workflow {wid}", file=sys.stderr)
+        status = "Submitted"
+        while status in RUNNING:
+            time.sleep(args.poll)
+            status = http.get(f"{base}/{wid}/status", timeout=60).json()["status"]
+        print(f"runner-wdl: Cromwell workflow {wid}: {status}", file=sys.stderr)
+    except _Stop:
+        if wid is not None:
+            http.post(f"{base}/{wid}/abort", timeout=60)
+            print(f"runner-wdl: cancelled; asked Cromwell to abort {wid}", file=sys.stderr)
+        return 130
+    except (requests.RequestException, ValueError, KeyError) as e:
+        print(f"runner-wdl: Cromwell at {args.url}: {type(e).__name__}: {e}", file=sys.stderr)
+        return 1
+    if status != "Succeeded":
+        meta = http.get(f"{base}/{wid}/metadata", timeout=60).json()
+        for message in _failures(meta) or [f"the workflow ended {status}"]:
+            print(f"runner-wdl: cromwell: {message}", file=sys.stderr)
+        return 1
+    outputs = http.get(f"{base}/{wid}/outputs", timeout=60).json().get("outputs", {})
+    if args.out:
+        from runner_wdl.run import _copy_outputs
+
+        out = Path(args.out)
+        out.mkdir(parents=True, exist_ok=True)
+        outputs = _copy_outputs(outputs, out)
+        (out / "outputs.json").write_text(json.dumps(outputs, indent=1, sort_keys=True) + "\n")
+    print(json.dumps(outputs, indent=1, sort_keys=True))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
