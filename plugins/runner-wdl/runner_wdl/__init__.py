@@ -8,7 +8,9 @@ whichever executor the task's cluster names (local, SGE, Slurm).
         params:
           workflow: wdl/germline.wdl      # relative to the manifest; imports are resolved
           inputs: inputs/small.json       # a JSON or YAML file, or the mapping itself
-          engine: miniwdl                 # the only engine so far
+          engine: miniwdl                 # or cromwell (with cromwell: {url: ...})
+          backend: runner_host            # miniwdl's backend; docker_swarm, podman, ...
+                                          # when a container engine is there
         outputs: {out: out/germline}      # each output copied to out/germline/<name>/
 
 `runner validate` parses and type-checks the workflow with miniwdl and checks the inputs
@@ -97,6 +99,9 @@ class WDLKind:
             out.append(
                 ("cromwell", "engine cromwell needs the server's address", "cromwell: {url: URL}")
             )
+        backend = _param(task, "backend")
+        if backend is not None and str(backend) not in _backends():
+            out.append(("backend", f"no miniwdl backend {backend!r}", ", ".join(_backends())))
         if _param(task, "options") is not None and engine != "cromwell":
             out.append(("options", "workflow options are for engine: cromwell", None))
         path = self._workflow_path(task)
@@ -172,6 +177,8 @@ class WDLKind:
                 "--inputs-json", json.dumps(given, sort_keys=True),
                 "--base", str(self._inputs_base(task)),
             ]  # fmt: skip
+        if _param(task, "backend") is not None and "runner_wdl.run" in argv:
+            argv += ["--backend", str(_param(task, "backend"))]
         outputs = [v for v in task.outputs.values() if v]
         if outputs:
             argv += ["--out", outputs[0]]
@@ -223,6 +230,14 @@ class WDLKind:
             return summary[-1]
         found = re.findall(r"^.*(?:Error|error): .*$", text, re.M)
         return found[-1].strip() if found else None
+
+
+def _backends() -> list[str]:
+    """miniwdl's container backends: its own, and plugins' (runner_host among them)."""
+    from importlib.metadata import entry_points
+
+    found = {e.name for e in entry_points(group="miniwdl.plugin.container_backend")}
+    return sorted(found | {"docker_swarm", "podman", "singularity", "udocker"})
 
 
 def _positioned(e: Any, task: Task) -> str:

@@ -31,13 +31,14 @@ from WDL.runtime.error import RunFailed, Terminated
 __all__ = ["main", "miniwdl_config"]
 
 
-def miniwdl_config(logger: logging.Logger, cache_dir: Path) -> Any:
-    """miniwdl's settings for the runner: the host backend, the call cache in `cache_dir`."""
+def miniwdl_config(logger: logging.Logger, cache_dir: Path, backend: str = "runner_host") -> Any:
+    """miniwdl's settings for the runner: the backend (the container-less host backend unless
+    a container engine is asked for), the call cache in `cache_dir`."""
     return WDL.runtime.config.Loader(
         logger,
         filenames=[],  # the machine's own miniwdl.cfg does not change what a manifest runs
         overrides={
-            "scheduler": {"container_backend": "runner_host"},
+            "scheduler": {"container_backend": backend},
             "call_cache": {"get": "true", "put": "true", "dir": str(cache_dir)},
         },
     )
@@ -106,6 +107,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--run-dir", default=str(state.joinpath(*where, attempt)))
     ap.add_argument("--cache-dir", default=str(state / "call-cache"))
     ap.add_argument("--out")
+    ap.add_argument("--backend", default="runner_host", help="miniwdl's container backend")
     args = ap.parse_args(argv)
     logging.basicConfig(
         stream=sys.stderr, level=logging.INFO, format="%(asctime)s %(levelname)s %(message)s"
@@ -127,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.workflow}: inputs: {e}", file=sys.stderr)
         return 2
     inputs = _absolute(inputs, Path(args.base))
-    cfg = miniwdl_config(logger, Path(args.cache_dir))
+    cfg = miniwdl_config(logger, Path(args.cache_dir), args.backend)
     Path(args.run_dir).mkdir(parents=True, exist_ok=True)
     try:
         run_dir, outputs = WDL.runtime.run(cfg, exe, inputs, run_dir=args.run_dir + "/.")

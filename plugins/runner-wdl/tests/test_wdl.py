@@ -112,6 +112,7 @@ def test_after_a_fixed_failure_finished_calls_come_from_the_call_cache(tmp_path:
         ("{marker: marker.txt}|{word: hi}", "missing required inputs/outputs: marker"),
         ("{marker: marker.txt}|{marker: gone.txt}", "input file 'gone.txt': no such file"),
         ("inputs:|engine: cromwell\n        inputs:", "engine cromwell needs the server's address"),
+        ("inputs:|backend: dokker\n        inputs:", "no miniwdl backend 'dokker'"),
     ],
 )
 def test_validate_checks_the_workflow_and_its_inputs(
