@@ -56,12 +56,12 @@ workflow two {
   input { String word = "hi"  File marker }
   call first { input: word = word }
   call second { input: text = first.out, marker = marker }
-  output { File result = second.out }
+  output { File result = second.out  Array[File] parts = first.parts }
 }
 task first {
   input { String word }
-  command <<< echo ~{word} > first.txt; echo ran >> FIRST_RUNS >>>
-  output { File out = "first.txt" }
+  command <<< echo ~{word} > first.txt; echo ~{word} > extra.txt; echo ran >> FIRST_RUNS >>>
+  output { File out = "first.txt"  Array[File] parts = glob("*.txt") }
 }
 task second {
   input { File text  File marker }
@@ -95,6 +95,10 @@ def test_after_a_fixed_failure_finished_calls_come_from_the_call_cache(tmp_path:
     fixed = runner("apply", "m.yaml", cwd=tmp_path)
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert (tmp_path / "out" / "result" / "second.txt").read_text() == "hi\n"
+    # a glob output: every file it matched, copied
+    assert sorted(f.name for f in (tmp_path / "out" / "parts").iterdir()) == [
+        "extra.txt", "first.txt"
+    ]  # fmt: skip
     assert (tmp_path / "first-runs").read_text() == "ran\n"  # `first` ran once: cached after
     log = runner("logs", "2", "flow/0", "--stream", "err", cwd=tmp_path).stdout
     assert "cached" in log, log
