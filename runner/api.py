@@ -141,6 +141,17 @@ def git_commit(directory: Path) -> str | None:
         return None
 
 
+def _stop_attempt(executor: str, handle: str) -> bool:
+    """Stop an attempt a runner that died left behind, if it still runs; True if it did."""
+    from runner.engine import load_executor
+
+    try:
+        ex = load_executor(Cluster("reclaim", executor or "local", 1, None, {}))
+    except UserError:
+        return False
+    return bool(ex.reclaim(handle=handle))
+
+
 def _reclaim(
     state: State,
     run: dict[str, Any],
@@ -160,7 +171,12 @@ def _reclaim(
             continue
         if not a["handle"]:
             continue
-        if adopt is not None and "reattach" in getattr(ex, "capabilities", ()):
+        can_follow = getattr(ex, "can_follow", None)
+        if (
+            adopt is not None
+            and "reattach" in getattr(ex, "capabilities", ())
+            and (can_follow is None or can_follow(handle=a["handle"]))
+        ):
             adopt[(run["job"], a["task"], a["idx"])] = Adoption(
                 executor=a["executor"],
                 handle=a["handle"],
@@ -293,6 +309,8 @@ def apply(
             outcome = asyncio.run(_run_with_signals(engine))
         finally:
             reporter.close()
+            for left in engine.unclaimed():  # nobody follows them now: they must not run on
+                _stop_attempt(left.executor, left.handle)
         for job, rid in run_ids.items():
             st = outcome.states[job]
             state.finish_run(rid, st)

@@ -439,6 +439,11 @@ class Engine:
         if not inst.queued:
             self._began(inst)
 
+    def unclaimed(self) -> list[Adoption]:
+        """Attempts of an interrupted run that this run did not take over (their instance
+        did not run again: its task was removed, or failed before it started)."""
+        return list(self._adopt.values())
+
     def _follow(self, cr: _ClusterRun, inst: _Inst, adopted: Adoption) -> None:
         """Take over an attempt an interrupted run left running with the scheduler."""
         tr = inst.task
@@ -664,6 +669,7 @@ class Engine:
         task = tr.plan.task
         jr = tr.job_run
         seen: dict[str, str] = {}
+        name = uri = ""
         try:
             for name, uri in task.sources.items():
                 self._report.emit(
@@ -681,9 +687,10 @@ class Engine:
                         ),
                     )
                 )
-        except (StoreError, OSError, UserError) as e:
+        except Exception as e:  # not only the store's own errors: a bug must fail the task
             self._state.hold()
-            self._fail_unstarted(tr, f"input {name} ({uri}): {e}")
+            said = str(e) if isinstance(e, (StoreError, OSError, UserError)) else repr(e)
+            self._fail_unstarted(tr, f"input {name} ({uri}): {said}")
             return
         finally:
             self._staging -= 1
@@ -698,6 +705,7 @@ class Engine:
         problem = tr.plan.kind.verify(
             task=task, instance=inst.plan.spec, stdout=inst.logs[0], stderr=inst.logs[1]
         )
+        name = uri = ""
         try:
             if problem is None:
                 for name, uri in task.sinks.items():
@@ -709,8 +717,9 @@ class Engine:
                             message=f"output {name}: {n} file(s) to {uri}",
                         )
                     )  # fmt: skip
-        except (StoreError, OSError, UserError) as e:
-            problem = f"output {name} not stored ({uri}): {e}"
+        except Exception as e:  # whatever went wrong, the instance is not done
+            said = str(e) if isinstance(e, (StoreError, OSError, UserError)) else repr(e)
+            problem = f"output {name} not stored ({uri}): {said}"
         finally:
             self._uploading -= 1
         self._state.hold()
@@ -728,7 +737,7 @@ class Engine:
                 uri = f"{where}/{stream}"
                 await asyncio.to_thread(_copy_log, path, uri)
                 self._state.log_copied(jr.run_id, tr.name, inst.index, attempt, stream, uri)
-        except (StoreError, OSError, UserError) as e:
+        except Exception as e:
             self._report.emit(
                 Event(
                     "logs-not-stored", jr.name, tr.name, inst.index, attempt,

@@ -30,6 +30,7 @@ import contextlib
 import os
 import shlex
 import subprocess
+import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -53,6 +54,7 @@ class QueueEntry(NamedTuple):
 
     state: Literal["queued", "running"]
     reason: str | None = None  # why it waits (or what else the scheduler says about it)
+    stuck: bool = False  # it will never start by itself (SGE's Eqw): give it up at once
 
 
 @dataclass
@@ -93,6 +95,8 @@ class BatchSchedulerExecutor:
         self._full: list[_Batch] = []  # batches that took array_max attempts, not sent yet
         self._batches: dict[str, _Batch] = {}  # folder -> batch
         self._flushing: asyncio.Task[None] | None = None
+        self._flushes: set[asyncio.Task[None]] = set()  # submissions not finished yet
+        self._lock = threading.Lock()  # a batch's job id against cancels arriving meanwhile
         self._seq = 0
         self._snapshot: dict[tuple[str, int], QueueEntry] = {}
         self._snapshot_at = float("-inf")  # monotonic time the last query started
@@ -177,6 +181,8 @@ class BatchSchedulerExecutor:
         handle = f"{batch.folder}#{self.first_index + len(batch.specs) - 1}"
         if self._flushing is None:
             self._flushing = asyncio.get_running_loop().create_task(self._flush())
+            self._flushes.add(self._flushing)
+            self._flushing.add_done_callback(self._flushes.discard)
         return handle
 
     async def _flush(self) -> None:
@@ -191,17 +197,24 @@ class BatchSchedulerExecutor:
 
     def _submit_batch(self, batch: _Batch) -> None:
         try:
+            with self._lock:
+                if len(batch.cancel_after_submit) == len(batch.specs):
+                    batch.error = "cancelled before it was submitted"
+                    return
             batch.folder.mkdir(parents=True, exist_ok=True)
             script = batch.folder / "job.sh"
             script.write_text(self._script(batch))
             job_id = self._scheduler_submit(script, batch, len(batch.specs))
             (batch.folder / "job-id").write_text(job_id + "\n")
-            batch.job_id = job_id
-            batch.submitted_at = time.monotonic()
-            if batch.cancel_after_submit:
-                self._scheduler_cancel(job_id, sorted(batch.cancel_after_submit))
-        except (SchedulerError, OSError, UserError) as e:
-            batch.error = f"could not submit to {self.name}: {e}"
+            with self._lock:
+                batch.submitted_at = time.monotonic()
+                batch.job_id = job_id
+                cancelled = sorted(batch.cancel_after_submit)
+            if cancelled:
+                self._scheduler_cancel(job_id, cancelled)
+        except Exception as e:  # every attempt of the batch must hear how it ended
+            said = str(e) if isinstance(e, (SchedulerError, OSError, UserError)) else repr(e)
+            batch.error = f"could not submit to {self.name}: {said}"
 
     def _script(self, batch: _Batch) -> str:
         q = shlex.quote
@@ -347,6 +360,8 @@ class BatchSchedulerExecutor:
         if entry is not None:
             self._missing_since.pop(h, None)
             if entry.state == "queued" and not started:
+                if entry.stuck:
+                    return await self._give_up(h, batch, index, entry.reason or "stuck")
                 since = self._queued_since.setdefault(h, now)
                 if self.stuck_after is not None and now - since > self.stuck_after:
                     return await self._give_up(
@@ -364,14 +379,23 @@ class BatchSchedulerExecutor:
         if h in self._cancelled:
             return Status("exited", 128 + 9, "cancelled")
         record = await self._account(batch.job_id, index)
-        if record is not None:
+        since = self._missing_since.setdefault(h, now)
+        if record is not None and record[0] != 0:
             code, what = record
             return Status(
                 "exited" if code is not None else "lost",
                 code,
                 f"ended outside the runner ({what})",
             )
-        since = self._missing_since.setdefault(h, now)
+        # accounting says the job script ended well (it always exits 0): its exit file says
+        # how the command did; a shared file system may show it late, so it is waited for
+        if record is not None and now - since > self.lost_after:
+            return Status(
+                "lost",
+                message=f"job {batch.job_id} task {index} ended, but its exit file "
+                f"{batch.folder}/{index}.exit never appeared (is {batch.folder} on a file "
+                "system the nodes share?)",
+            )
         if now - since > self.lost_after:
             return Status(
                 "lost",
@@ -415,10 +439,11 @@ class BatchSchedulerExecutor:
         for h in handles:
             self._cancelled.add(h)
             batch, index = self._batch_of(h)
-            if batch.job_id is None:
-                batch.cancel_after_submit.add(index)
-            else:
-                by_job.setdefault(batch.job_id, []).append(index)
+            with self._lock:
+                if batch.job_id is None:
+                    batch.cancel_after_submit.add(index)
+                    continue
+            by_job.setdefault(batch.job_id, []).append(index)
         for job_id, indices in by_job.items():
             with contextlib.suppress(SchedulerError):  # gone already: the next poll tells
                 await asyncio.to_thread(self._scheduler_cancel, job_id, sorted(indices))
@@ -449,6 +474,10 @@ class BatchSchedulerExecutor:
             return False
         return True
 
+    def can_follow(self, *, handle: str) -> bool:
+        """Whether a later runner can follow this attempt: its job was submitted."""
+        return (Path(handle.rpartition("#")[0]) / "job-id").is_file()
+
     async def close(self) -> None:
-        if self._flushing is not None:
-            await self._flushing
+        while self._flushes:
+            await asyncio.gather(*list(self._flushes))

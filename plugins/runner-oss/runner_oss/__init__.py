@@ -302,17 +302,26 @@ class OSSStore:
     ) -> None:
         """`get` for many objects at once. Small ones go over `workers` connections driven
         by one event loop in this thread (threads would spend their time taking turns at the
-        interpreter lock); big ones, and everything where a proxy is set, one by one through
-        `get`. `each(i)` after items[i] is in place. The first failure is raised."""
+        interpreter lock); big ones, and everything where a proxy is set, through `get` in a
+        pool of threads. `each(i)` after items[i] is in place. The first failure is raised."""
         small: list[int] = []
-        for i, (uri, dest, size) in enumerate(items):
+        others: list[int] = []
+        for i, (uri, _, size) in enumerate(items):
             name, _ = split_uri(uri)
             if size is not None and size < MULTIPART_THRESHOLD and self._small(name):
                 small.append(i)
             else:
-                self.get(uri, dest, size)
-                if each:
-                    each(i)
+                others.append(i)
+
+        def one(i: int) -> None:
+            uri, dest, size = items[i]
+            self.get(uri, dest, size)
+            if each:
+                each(i)
+
+        if others:  # big ones (each in parallel ranges) and proxied ones, several at once
+            with ThreadPoolExecutor(max_workers=max(1, min(workers, len(others)))) as pool:
+                list(pool.map(one, others))
         if small:
             try:
                 asyncio.run(self._get_small_many(items, small, workers, each))

@@ -91,7 +91,11 @@ def parse_qstat(xml_text: str) -> dict[tuple[str, int], QueueEntry]:
         state = job.findtext("state") or ""
         tasks = parse_tasks(job.findtext("tasks") or "")
         if "E" in state or state in ("t",) or "w" in state or "h" in state:
-            entry = QueueEntry("queued", f"{state}: {_WAIT_STATES.get(state, 'waiting')}{stuck}")
+            entry = QueueEntry(
+                "queued",
+                f"{state}: {_WAIT_STATES.get(state, 'waiting')}{stuck}",
+                stuck="E" in state,  # an error state does not clear by itself
+            )
         elif "s" in state.lower():
             entry = QueueEntry("running", f"{state}: suspended")
         else:

@@ -186,29 +186,30 @@ class WDLKind:
         return [InstanceSpec(0, argv, dict(task.env), fingerprint_extra=extra)]
 
     def _files(self, task: Task, given: dict[str, Any]) -> str:
-        """Size and time of every input value that names a file or folder."""
+        """Size and time of every File and Directory input (by the workflow's types)."""
+        doc = self._load(self._workflow_path(task))
+        exe = doc.workflow or doc.tasks[0]
         base = self._inputs_base(task)
-        seen = []
+        seen: list[str] = []
 
-        def walk(v: Any) -> None:
-            if isinstance(v, str):
-                p = Path(v) if os.path.isabs(v) else base / v
-                if p.is_file():
-                    st = p.stat()
-                    seen.append(f"{v}:{st.st_size}:{st.st_mtime_ns}")
-                elif p.is_dir():
-                    for f in sorted(p.rglob("*")):
-                        if f.is_file():
-                            st = f.stat()
-                            seen.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
-            elif isinstance(v, list):
-                for x in v:
-                    walk(x)
-            elif isinstance(v, dict):
-                for x in v.values():
-                    walk(x)
+        def note(v: Any) -> str:
+            p = Path(v.value) if os.path.isabs(v.value) else base / v.value
+            files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
+            for f in files:
+                try:
+                    st = f.stat()
+                except OSError:
+                    continue
+                seen.append(f"{f}:{st.st_size}:{st.st_mtime_ns}")
+            return str(v.value)
 
-        walk(given)
+        try:
+            env = WDL.values_from_json(
+                given, exe.available_inputs, exe.required_inputs, namespace=exe.name
+            )
+            WDL.Value.rewrite_env_paths(env, note)
+        except WDL.Error.InputError:
+            pass  # `runner validate` says what is wrong with them
         return hashlib.sha256("\n".join(seen).encode()).hexdigest()[:16]
 
     def verify(

@@ -52,6 +52,24 @@ def _failures(meta: dict[str, Any]) -> list[str]:
     return out
 
 
+def _get_json(http: requests.Session, url: str, tries: int = 6) -> Any:
+    """GET `url` as JSON, again after a growing pause while the server fails for a passing
+    reason (a 5xx, a dropped connection, a reply that is not JSON)."""
+    for attempt in range(tries):
+        try:
+            r = http.get(url, timeout=60)
+            if r.status_code < 500:
+                r.raise_for_status()
+                return r.json()
+            problem: Exception = requests.HTTPError(f"{r.status_code} from {url}")
+        except (requests.ConnectionError, requests.Timeout, ValueError) as e:
+            problem = e
+        if attempt == tries - 1:
+            raise problem
+        time.sleep(min(2.0**attempt, 16.0))
+    raise AssertionError("unreachable")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="runner_wdl.cromwell")
     ap.add_argument("--url", required=True)
@@ -74,6 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
     wid = None
+    status = "Submitted"
     id_file = Path(args.id_file) if args.id_file else None
     try:
         if id_file is not None and id_file.is_file():
@@ -106,31 +125,45 @@ def main(argv: list[str] | None = None) -> int:
         status = "Submitted"
         while status in RUNNING:
             time.sleep(args.poll)
-            status = http.get(f"{base}/{wid}/status", timeout=60).json()["status"]
+            status = _get_json(http, f"{base}/{wid}/status")["status"]
         print(f"runner-wdl: Cromwell workflow {wid}: {status}", file=sys.stderr)
+        if status != "Succeeded":
+            meta = _get_json(http, f"{base}/{wid}/metadata")
+            for message in _failures(meta) or [f"the workflow ended {status}"]:
+                print(f"runner-wdl: cromwell: {message}", file=sys.stderr)
+            return 1
+        outputs = _get_json(http, f"{base}/{wid}/outputs").get("outputs", {})
     except _Stop:
-        if wid is not None:
-            http.post(f"{base}/{wid}/abort", timeout=60)
-            print(f"runner-wdl: cancelled; asked Cromwell to abort {wid}", file=sys.stderr)
+        _abort(http, base, wid)
         return 130
     except (requests.RequestException, ValueError, KeyError) as e:
-        print(f"runner-wdl: Cromwell at {args.url}: {type(e).__name__}: {e}", file=sys.stderr)
+        print(f"runner-wdl: cromwell: {args.url}: {type(e).__name__}: {e}", file=sys.stderr)
+        if wid is not None and status in RUNNING:
+            _abort(http, base, wid)  # nobody would follow it: it must not run on
         return 1
-    if status != "Succeeded":
-        meta = http.get(f"{base}/{wid}/metadata", timeout=60).json()
-        for message in _failures(meta) or [f"the workflow ended {status}"]:
-            print(f"runner-wdl: cromwell: {message}", file=sys.stderr)
-        return 1
-    outputs = http.get(f"{base}/{wid}/outputs", timeout=60).json().get("outputs", {})
     if args.out:
         from runner_wdl.run import _copy_outputs
 
         out = Path(args.out)
-        out.mkdir(parents=True, exist_ok=True)
-        outputs = _copy_outputs(outputs, out)
-        (out / "outputs.json").write_text(json.dumps(outputs, indent=1, sort_keys=True) + "\n")
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            outputs = _copy_outputs(outputs, out)
+            (out / "outputs.json").write_text(json.dumps(outputs, indent=1, sort_keys=True) + "\n")
+        except OSError as e:
+            print(f"runner-wdl: outputs not stored in {out}: {e}", file=sys.stderr)
+            return 1
     print(json.dumps(outputs, indent=1, sort_keys=True))
     return 0
+
+
+def _abort(http: requests.Session, base: str, wid: str | None) -> None:
+    if wid is None:
+        return
+    try:
+        http.post(f"{base}/{wid}/abort", timeout=60)
+        print(f"runner-wdl: asked Cromwell to abort {wid}", file=sys.stderr)
+    except requests.RequestException as e:
+        print(f"runner-wdl: could not abort {wid}: {e}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -56,7 +56,7 @@ def _copy_outputs(outputs: dict[str, Any], out: Path) -> dict[str, Any]:
 
     def copy(value: Any, name: str) -> Any:
         if isinstance(value, str) and os.path.exists(value) and os.path.isabs(value):
-            dest = out / name / os.path.basename(value.rstrip("/"))
+            dest = Path(out, name, os.path.basename(value.rstrip("/")))
             dest.parent.mkdir(parents=True, exist_ok=True)
             if os.path.isdir(value):
                 shutil.copytree(value, dest, dirs_exist_ok=True)
@@ -64,7 +64,12 @@ def _copy_outputs(outputs: dict[str, Any], out: Path) -> dict[str, Any]:
                 shutil.copyfile(value, dest)
             return str(dest)
         if isinstance(value, list):
-            return [copy(v, name) for v in value]
+            # elements (a scatter's shards) may share a file name: each keeps its own folder
+            # when they do
+            names = [os.path.basename(str(v).rstrip("/")) for v in value]
+            if len(set(names)) == len(names):
+                return [copy(v, name) for v in value]
+            return [copy(v, f"{name}/{i}") for i, v in enumerate(value)]
         if isinstance(value, dict):
             return {k: copy(v, name) for k, v in value.items()}
         return value
