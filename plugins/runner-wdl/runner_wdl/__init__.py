@@ -36,6 +36,7 @@ import WDL
 import yaml
 
 from runner.contracts import InstanceSpec, Task
+from runner_wdl.run import namespaced_inputs, read_inputs
 
 __all__ = ["WDLKind"]
 
@@ -70,11 +71,7 @@ class WDLKind:
             return {}
         if isinstance(given, dict):
             return given
-        text = (task.base_dir / str(given)).read_text()
-        loaded = yaml.safe_load(text) if not str(given).endswith(".json") else json.loads(text)
-        if not isinstance(loaded, dict):
-            raise ValueError(f"{given}: not a mapping of input names to values")
-        return loaded
+        return read_inputs(task.base_dir / str(given))
 
     def _inputs_base(self, task: Task) -> Path:
         """Relative paths in an inputs file are relative to that file; in a mapping, to the
@@ -153,36 +150,37 @@ class WDLKind:
     def expand(self, *, task: Task) -> list[InstanceSpec]:
         path = self._workflow_path(task)
         given = self._inputs(task)
-        if str(_param(task, "engine") or "miniwdl") == "cromwell":
+        named = _param(task, "inputs")
+        if isinstance(named, str):  # a file (maybe big): its name, not its text, goes along
+            inputs_args = ["--inputs-file", str((task.base_dir / named).resolve())]
+        elif str(_param(task, "engine") or "miniwdl") == "cromwell":
             # Cromwell wants `workflow.input` keys, and paths it can open: absolute ones
-            doc = self._load(path)
-            exe = doc.workflow or doc.tasks[0]
-            base = self._inputs_base(task)
-            env = WDL.values_from_json(
-                given, exe.available_inputs, exe.required_inputs, namespace=exe.name
-            )
-            env = WDL.Value.rewrite_env_paths(
-                env, lambda v: v.value if os.path.isabs(v.value) else str(base / v.value)
-            )
+            ready = namespaced_inputs(str(path), given, self._inputs_base(task))
+            inputs_args = ["--inputs-json", json.dumps(ready, sort_keys=True)]
+        else:
+            inputs_args = ["--inputs-json", json.dumps(given, sort_keys=True),
+                           "--base", str(self._inputs_base(task))]  # fmt: skip
+        if str(_param(task, "engine") or "miniwdl") == "cromwell":
             argv = [
                 sys.executable, "-m", "runner_wdl.cromwell", "--url", self._cromwell_url(task),
-                "--workflow", str(path),
-                "--inputs-json", json.dumps(WDL.values_to_json(env, namespace=exe.name)),
+                "--workflow", str(path), *inputs_args,
                 "--options-json", json.dumps(self._json_param(task, "options"), sort_keys=True),
                 "--labels-json", json.dumps({"runner-job": task.job, "runner-task": task.name}),
             ]  # fmt: skip
         else:
             argv = [
-                sys.executable, "-m", "runner_wdl.run", "--workflow", str(path),
-                "--inputs-json", json.dumps(given, sort_keys=True),
-                "--base", str(self._inputs_base(task)),
+                sys.executable, "-m", "runner_wdl.run", "--workflow", str(path), *inputs_args
             ]  # fmt: skip
         if _param(task, "backend") is not None and "runner_wdl.run" in argv:
             argv += ["--backend", str(_param(task, "backend"))]
         outputs = [v for v in task.outputs.values() if v]
         if outputs:
             argv += ["--out", outputs[0]]
-        extra = {"workflow": _source_digest(self._load(path)), "files": self._files(task, given)}
+        extra = {
+            "workflow": _source_digest(self._load(path)),
+            "inputs": hashlib.sha256(json.dumps(given, sort_keys=True).encode()).hexdigest(),
+            "files": self._files(task, given),
+        }
         return [InstanceSpec(0, argv, dict(task.env), fingerprint_extra=extra)]
 
     def _files(self, task: Task, given: dict[str, Any]) -> str:

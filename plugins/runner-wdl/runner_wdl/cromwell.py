@@ -1,7 +1,8 @@
 """What one `wdl` instance runs with `engine: cromwell`: the workflow submitted to a Cromwell
 server, followed until it ends.
 
-    python -m runner_wdl.cromwell --url URL --workflow W.wdl --inputs-json '{...}'
+    python -m runner_wdl.cromwell --url URL --workflow W.wdl (--inputs-json '{...}'
+        | --inputs-file FILE)
         [--options-json '{...}'] [--labels-json '{...}'] [--out DIR] [--id-file FILE]
 
 `--id-file` defaults to `$RUNNER_STATE_DIR/wdl/<job>/<task>/cromwell-workflow-id`.
@@ -75,6 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--url", required=True)
     ap.add_argument("--workflow", required=True)
     ap.add_argument("--inputs-json", default="{}")
+    ap.add_argument("--inputs-file", help="JSON or YAML, paths relative to it (for big ones)")
     ap.add_argument("--options-json", default="{}")
     ap.add_argument("--labels-json", default="{}")
     ap.add_argument("--out")
@@ -91,6 +93,12 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
+    inputs_json = args.inputs_json
+    if args.inputs_file:
+        from runner_wdl.run import namespaced_inputs, read_inputs
+
+        path = Path(args.inputs_file).resolve()
+        inputs_json = json.dumps(namespaced_inputs(args.workflow, read_inputs(path), path.parent))
     wid = None
     status = "Submitted"
     id_file = Path(args.id_file) if args.id_file else None
@@ -108,7 +116,7 @@ def main(argv: list[str] | None = None) -> int:
                     Path(args.workflow).read_bytes(),
                     "text/plain",
                 ),
-                "workflowInputs": ("inputs.json", args.inputs_json, "application/json"),
+                "workflowInputs": ("inputs.json", inputs_json, "application/json"),
                 "workflowOptions": ("options.json", args.options_json, "application/json"),
                 "labels": ("labels.json", args.labels_json, "application/json"),
             }

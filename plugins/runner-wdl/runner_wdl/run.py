@@ -1,6 +1,7 @@
 """What one `wdl` instance runs: a workflow on the embedded miniwdl engine.
 
-    python -m runner_wdl.run --workflow W.wdl --inputs-json '{...}' --base DIR [--out DIR]
+    python -m runner_wdl.run --workflow W.wdl (--inputs-json '{...}' --base DIR
+                             | --inputs-file FILE) [--out DIR]
                              [--run-dir DIR] [--cache-dir DIR]
 
 The run folder defaults to `$RUNNER_STATE_DIR/wdl/<job>/<task>/<run>.<attempt>`, the call
@@ -26,6 +27,7 @@ from typing import Any
 
 import WDL
 import WDL.runtime
+import yaml
 from WDL.runtime.error import RunFailed, Terminated
 
 __all__ = ["main", "miniwdl_config"]
@@ -42,6 +44,24 @@ def miniwdl_config(logger: logging.Logger, cache_dir: Path, backend: str = "runn
             "call_cache": {"get": "true", "put": "true", "dir": str(cache_dir)},
         },
     )
+
+
+def read_inputs(path: Path) -> dict[str, Any]:
+    """An inputs file: JSON, or YAML (by its name)."""
+    text = path.read_text()
+    loaded = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    if not isinstance(loaded, dict):
+        raise ValueError(f"{path}: not a mapping of input names to values")
+    return loaded
+
+
+def namespaced_inputs(workflow: str, given: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Inputs as Cromwell takes them: `workflow.input` keys, absolute paths."""
+    doc = WDL.load(workflow)
+    exe = doc.workflow or doc.tasks[0]
+    env = WDL.values_from_json(given, exe.available_inputs, exe.required_inputs, namespace=exe.name)
+    env = _absolute(env, base)
+    return dict(WDL.values_to_json(env, namespace=exe.name))
 
 
 def _absolute(env: Any, base: Path) -> Any:
@@ -105,6 +125,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="runner_wdl.run")
     ap.add_argument("--workflow", required=True)
     ap.add_argument("--inputs-json", default="{}")
+    ap.add_argument("--inputs-file", help="JSON or YAML; its paths are relative to it")
     ap.add_argument("--base", default=".")
     state = Path(os.environ.get("RUNNER_STATE_DIR") or ".runner") / "wdl"
     where = [os.environ.get(v, "by-hand") for v in ("RUNNER_JOB", "RUNNER_TASK")]
@@ -124,8 +145,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{args.workflow}: no workflow (and more than one task)", file=sys.stderr)
         return 2
     try:
+        given = json.loads(args.inputs_json)
+        if args.inputs_file:  # a big inputs file travels by name, not in the command line
+            given = read_inputs(Path(args.inputs_file))
+            args.base = str(Path(args.inputs_file).resolve().parent)
         inputs = WDL.values_from_json(
-            json.loads(args.inputs_json),
+            given,
             exe.available_inputs,
             exe.required_inputs,
             namespace=exe.name,

@@ -268,3 +268,22 @@ def test_cancel_aborts_the_cromwell_workflow(tmp_path: Path) -> None:
         (w,) = server.workflows.values()
         assert w["status"] == "Aborted"
         assert ("POST", f"/api/workflows/v1/{w['id']}/abort") in server.requests
+
+
+def test_cromwell_gets_an_inputs_file_namespaced_with_absolute_paths(tmp_path: Path) -> None:
+    """An inputs file travels by name (a 30x sample list can outgrow a command line)."""
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_cromwell import FakeCromwell
+
+    with FakeCromwell(run_seconds=0.3) as server:
+        _cromwell_job(tmp_path, server.url, "x")
+        (tmp_path / "in").mkdir()
+        (tmp_path / "in" / "big.yaml").write_text("two.marker: ../marker.txt\nword: hey\n")
+        text = (tmp_path / "m.yaml").read_text()
+        (tmp_path / "m.yaml").write_text(
+            text.replace("inputs: {marker: marker.txt, word: x}", "inputs: in/big.yaml")
+        )
+        r = runner("apply", "m.yaml", cwd=tmp_path)
+        assert r.returncode == 0, r.stdout + r.stderr
+        (w,) = server.workflows.values()
+        assert w["inputs"] == {"two.marker": str(tmp_path / "marker.txt"), "two.word": "hey"}
