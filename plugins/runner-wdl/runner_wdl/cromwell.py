@@ -11,14 +11,16 @@ Uses Cromwell's REST API (v1): POST /api/workflows/v1 (workflowSource, workflowI
 workflowOptions, labels), then GET .../{id}/status until it ends, .../{id}/outputs and, for a
 failure, .../{id}/metadata; on SIGTERM or SIGINT, POST .../{id}/abort. The workflow id goes to
 `--id-file` before polling starts: a later attempt follows that workflow if it is still
-running instead of submitting again. Outputs (paths on the Cromwell server's file system)
-go to stdout and to `<out>/outputs.json`; files this machine can see are copied as well.
+running and is the same workflow with the same inputs and options (else it is aborted and a
+new one submitted), instead of submitting again. Outputs (paths on the Cromwell server's
+file system) go to stdout and to `<out>/outputs.json`; files this machine sees are copied.
 Exit codes: 0 succeeded, 1 failed, 2 refused, 130 aborted.
 """
 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import signal
@@ -103,12 +105,19 @@ def main(argv: list[str] | None = None) -> int:
     status = "Submitted"
     id_file = Path(args.id_file) if args.id_file else None
     try:
+        # what is submitted: a running workflow is followed only if it is this very one
+        digest = hashlib.sha256(
+            Path(args.workflow).read_bytes() + inputs_json.encode() + args.options_json.encode()
+        ).hexdigest()[:16]
         if id_file is not None and id_file.is_file():
-            known = id_file.read_text().strip()
+            known, _, was = id_file.read_text().strip().partition(" ")
             st = http.get(f"{base}/{known}/status", timeout=60)
             if st.ok and st.json().get("status") in RUNNING - {"Aborting"}:
-                wid = known
-                print(f"runner-wdl: following Cromwell workflow {wid}", file=sys.stderr)
+                if was == digest:
+                    wid = known
+                    print(f"runner-wdl: following Cromwell workflow {wid}", file=sys.stderr)
+                else:  # the workflow or its inputs changed since: the old run must not go on
+                    _abort(http, base, known)
         if wid is None:
             files = {
                 "workflowSource": (
@@ -128,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             wid = r.json()["id"]
             if id_file is not None:
                 id_file.parent.mkdir(parents=True, exist_ok=True)
-                id_file.write_text(wid + "\n")
+                id_file.write_text(f"{wid} {digest}\n")
             print(f"runner-wdl: submitted to Cromwell as workflow {wid}", file=sys.stderr)
         status = "Submitted"
         while status in RUNNING:

@@ -287,3 +287,42 @@ def test_cromwell_gets_an_inputs_file_namespaced_with_absolute_paths(tmp_path: P
         assert r.returncode == 0, r.stdout + r.stderr
         (w,) = server.workflows.values()
         assert w["inputs"] == {"two.marker": str(tmp_path / "marker.txt"), "two.word": "hey"}
+
+
+def test_a_retry_follows_the_same_cromwell_workflow_and_never_a_changed_one(
+    tmp_path: Path,
+) -> None:
+    sys.path.insert(0, str(Path(__file__).parent))
+    from fake_cromwell import FakeCromwell
+
+    with FakeCromwell(run_seconds=300) as server:
+        (tmp_path / "two.wdl").write_text(TWO_STEPS)
+        (tmp_path / "marker.txt").write_text("fixed\n")
+        id_file = tmp_path / "wid"
+
+        def start(word: str) -> subprocess.Popen[str]:
+            argv = [sys.executable, "-m", "runner_wdl.cromwell", "--url", server.url,
+                    "--workflow", "two.wdl", "--inputs-json",
+                    f'{{"two.marker": "{tmp_path}/marker.txt", "two.word": "{word}"}}',
+                    "--id-file", str(id_file), "--poll", "0.2"]  # fmt: skip
+            return subprocess.Popen(argv, cwd=tmp_path, stderr=subprocess.PIPE, text=True)
+
+        first = start("a")
+        deadline = time.monotonic() + 30
+        while not id_file.exists():
+            assert time.monotonic() < deadline
+            time.sleep(0.1)
+        first.send_signal(signal.SIGKILL)  # the attempt dies; its workflow runs on
+        first.communicate()
+        again = start("a")  # the same: followed
+        time.sleep(1.5)
+        again.send_signal(signal.SIGKILL)
+        _, err = again.communicate()
+        assert "following Cromwell workflow" in err and len(server.workflows) == 1
+        changed = start("b")  # changed inputs: the old one is aborted, a new one submitted
+        time.sleep(1.5)
+        changed.send_signal(signal.SIGTERM)
+        changed.communicate()
+        assert len(server.workflows) == 2
+        old = [w for w in server.workflows.values() if w["inputs"]["two.word"] == "a"]
+        assert old[0]["status"] == "Aborted"
