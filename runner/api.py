@@ -141,12 +141,22 @@ def git_commit(directory: Path) -> str | None:
         return None
 
 
-def _stop_attempt(executor: str, handle: str) -> bool:
-    """Stop an attempt a runner that died left behind, if it still runs; True if it did."""
+_RECLAIMERS: dict[str, Any] = {}
+
+
+def _reclaimer(executor: str) -> Any:
+    """One executor per name for a clean-up: a scheduler is asked about the queue once."""
     from runner.engine import load_executor
 
+    if executor not in _RECLAIMERS:
+        _RECLAIMERS[executor] = load_executor(Cluster("reclaim", executor, 1, None, {}))
+    return _RECLAIMERS[executor]
+
+
+def _stop_attempt(executor: str, handle: str) -> bool:
+    """Stop an attempt a runner that died left behind, if it still runs; True if it did."""
     try:
-        ex = load_executor(Cluster("reclaim", executor or "local", 1, None, {}))
+        ex = _reclaimer(executor or "local")
     except UserError:
         return False
     return bool(ex.reclaim(handle=handle))
@@ -161,12 +171,10 @@ def _reclaim(
     """Close a run whose runner is gone. Attempts it left running are killed, or, given
     `adopt` and where their executor can follow an attempt from its handle alone (a cluster
     scheduler), left running and put in `adopt` for the next run. Returns how many killed."""
-    from runner.engine import load_executor
-
     killed = 0
     for a in state.adoptable(run["id"]):
         try:
-            ex = load_executor(Cluster("reclaim", a["executor"] or "local", 1, None, {}))
+            ex = _reclaimer(a["executor"] or "local")
         except UserError:
             continue
         if not a["handle"]:

@@ -108,6 +108,7 @@ class BatchSchedulerExecutor:
         self._cancelled: set[str] = set()
         self._gave_up: dict[str, Status] = {}
         self._began_at: dict[str, float] = {}  # handle -> when its job script began
+        self._reclaim_view: dict[tuple[str, int], QueueEntry] | None = None
 
     # -- what a scheduler implements ---------------------------------------------------------
 
@@ -462,11 +463,12 @@ class BatchSchedulerExecutor:
         batch, index = self._batch_of(handle)
         if batch.job_id is None or self._exit_file(batch, index) is not None:
             return False
-        try:
-            queued = self._scheduler_queue()
-        except SchedulerError:
-            return False
-        if (batch.job_id, index) not in queued:
+        if self._reclaim_view is None:  # one queue query for all the handles of a clean-up
+            try:
+                self._reclaim_view = self._scheduler_queue()
+            except SchedulerError:
+                return False
+        if (batch.job_id, index) not in self._reclaim_view:
             return False
         try:
             self._scheduler_cancel(batch.job_id, [index])
