@@ -6,7 +6,8 @@ whichever executor the task's cluster names (local, SGE, Slurm).
       germline:
         kind: wdl
         params:
-          workflow: wdl/germline.wdl      # relative to the manifest; imports are resolved
+          workflow: wdl/germline.wdl      # relative to the manifest, or a URI (https://,
+                                          # oss://: fetched with its folder); imports resolved
           inputs: inputs/small.json       # a JSON or YAML file, or the mapping itself
           engine: miniwdl                 # or cromwell (with cromwell: {url: ...})
           backend: runner_host            # miniwdl's backend; docker_swarm, podman, ...
@@ -29,6 +30,8 @@ import json
 import os
 import re
 import sys
+import urllib.parse
+import urllib.request
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +39,9 @@ import WDL
 import yaml
 
 from runner.contracts import InstanceSpec, Task
+from runner.errors import UserError
+from runner.state import default_state_dir
+from runner.stores import StoreError, stage_input
 from runner_wdl.run import namespaced_inputs, read_inputs
 
 __all__ = ["WDLKind"]
@@ -53,11 +59,34 @@ class WDLKind:
 
     def __init__(self) -> None:
         self._docs: dict[tuple[str, int], Any] = {}
+        self._fetched_paths: dict[str, Path] = {}
 
     # -- reading the workflow and its inputs ------------------------------------------------
 
     def _workflow_path(self, task: Task) -> Path:
-        return (task.base_dir / str(_param(task, "workflow"))).resolve()
+        given = str(_param(task, "workflow"))
+        if "://" in given and not given.startswith("file://"):
+            return self._fetched(task, given)
+        return (task.base_dir / given.removeprefix("file://")).resolve()
+
+    def _fetched(self, task: Task, uri: str) -> Path:
+        """A workflow at a URI, fetched with its folder (so that relative imports resolve)
+        into the state directory's cache: http(s) with its imports, store URIs (oss://)
+        through the store. Raises UserError when it cannot be fetched."""
+        if uri in self._fetched_paths:
+            return self._fetched_paths[uri]
+        folder_uri, _, name = uri.rpartition("/")
+        digest = hashlib.sha256(folder_uri.encode()).hexdigest()[:16]
+        cache = default_state_dir(task.base_dir) / "cache" / "wdl" / digest
+        try:
+            if uri.startswith(("http://", "https://")):
+                _fetch_with_imports(uri, cache / name)
+            else:
+                stage_input(folder_uri + "/", cache, read_only=False)
+        except (StoreError, OSError, ValueError) as e:
+            raise UserError(f"workflow {uri}: cannot fetch it: {e}") from None
+        self._fetched_paths[uri] = cache / name
+        return cache / name
 
     def _load(self, path: Path) -> Any:
         key = (str(path), path.stat().st_mtime_ns)
@@ -101,7 +130,10 @@ class WDLKind:
             out.append(("backend", f"no miniwdl backend {backend!r}", ", ".join(_backends())))
         if _param(task, "options") is not None and engine != "cromwell":
             out.append(("options", "workflow options are for engine: cromwell", None))
-        path = self._workflow_path(task)
+        try:
+            path = self._workflow_path(task)
+        except UserError as e:
+            return [*out, ("workflow", str(e), None)]
         if not path.is_file():
             return [*out, ("workflow", f"{path}: no such file", None)]
         try:
@@ -229,6 +261,25 @@ class WDLKind:
             return summary[-1]
         found = re.findall(r"^.*(?:Error|error): .*$", text, re.M)
         return found[-1].strip() if found else None
+
+
+_IMPORT = re.compile(r'^\s*import\s+"([^"]+)"', re.M)
+
+
+def _fetch_with_imports(url: str, dest: Path, depth: int = 0) -> None:
+    """Download a WDL document and, recursively, the documents it imports by relative URL,
+    keeping their relative places."""
+    if depth > 10:
+        raise ValueError(f"{url}: imports nested more than 10 deep")
+    with urllib.request.urlopen(url, timeout=60) as r:  # http(s) only: see the caller
+        text = r.read().decode()
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    dest.write_text(text)
+    for imported in _IMPORT.findall(text):
+        if "://" not in imported and not imported.startswith("/"):
+            _fetch_with_imports(
+                urllib.parse.urljoin(url, imported), dest.parent / imported, depth + 1
+            )
 
 
 def _backends() -> list[str]:

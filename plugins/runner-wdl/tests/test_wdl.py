@@ -326,3 +326,80 @@ def test_a_retry_follows_the_same_cromwell_workflow_and_never_a_changed_one(
         assert len(server.workflows) == 2
         old = [w for w in server.workflows.values() if w["inputs"]["two.word"] == "a"]
         assert old[0]["status"] == "Aborted"
+
+
+MAIN = """\
+version 1.0
+import "lib/steps.wdl" as steps
+workflow main {
+  input { String word = "hi" }
+  call steps.say { input: word = word }
+  output { File said = say.out }
+}
+"""
+STEPS = """\
+version 1.0
+task say {
+  input { String word }
+  command <<< echo ~{word} > said.txt >>>
+  output { File out = "said.txt" }
+}
+"""
+REMOTE_JOB = """\
+apiVersion: runner/v1
+kind: Job
+metadata: {name: r}
+spec:
+  tasks:
+    flow:
+      kind: wdl
+      params: {workflow: "URI", inputs: {word: remote}}
+      outputs: {out: out}
+"""
+
+
+def test_a_workflow_at_an_http_uri_is_fetched_with_its_imports(tmp_path: Path) -> None:
+    import functools
+    import http.server
+    import threading
+
+    site = tmp_path / "site"
+    (site / "wdl" / "lib").mkdir(parents=True)
+    (site / "wdl" / "main.wdl").write_text(MAIN)
+    (site / "wdl" / "lib" / "steps.wdl").write_text(STEPS)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(site))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/wdl/main.wdl"
+        (tmp_path / "m.yaml").write_text(REMOTE_JOB.replace("URI", url))
+        r = runner("apply", "m.yaml", cwd=tmp_path)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (tmp_path / "out" / "said" / "said.txt").read_text() == "remote\n"
+        missing = REMOTE_JOB.replace("URI", url.replace("main.wdl", "nope.wdl"))
+        (tmp_path / "m.yaml").write_text(missing)
+        bad = runner("validate", "m.yaml", cwd=tmp_path)
+        assert bad.returncode == 2 and "cannot fetch it" in bad.stderr, bad.stderr
+        assert "404" in bad.stderr and "Traceback" not in bad.stderr
+    finally:
+        server.shutdown()
+
+
+def test_a_workflow_on_oss_is_fetched_through_the_store(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    sys.path.insert(0, str(ROOT))
+    from tests.fake_oss_server import FakeOSSServer
+
+    with FakeOSSServer("LTAIwdltest", "wdl-secret") as oss:
+        oss.create_bucket("flows")
+        oss.put_object("flows", "wdl/main.wdl", MAIN.encode())
+        oss.put_object("flows", "wdl/lib/steps.wdl", STEPS.encode())
+        monkeypatch.setenv("OSS_ACCESS_KEY_ID", "LTAIwdltest")
+        monkeypatch.setenv("OSS_ACCESS_KEY_SECRET", "wdl-secret")
+        monkeypatch.setenv("OSS_ENDPOINT", oss.endpoint)
+        monkeypatch.setenv("RUNNER_OSS_CREDENTIALS", str(tmp_path / "none"))
+        (tmp_path / "m.yaml").write_text(REMOTE_JOB.replace("URI", "oss://flows/wdl/main.wdl"))
+        r = runner("apply", "m.yaml", cwd=tmp_path)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert (tmp_path / "out" / "said" / "said.txt").read_text() == "remote\n"
