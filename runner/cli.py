@@ -420,6 +420,34 @@ oss_app = typer.Typer(
 app.add_typer(oss_app, name="oss")
 
 
+@app.command()
+def serve(
+    path: Annotated[
+        Path | None, typer.Argument(help="a folder of manifests (its .runner/ is served)")
+    ] = None,
+    host: Annotated[str, typer.Option("--host", help="address to listen on")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="port")] = 8080,
+    state_dir: StateDir = None,
+) -> None:
+    """The web dashboard: runs, instances and logs, behind a login (package runner-web)."""
+    import importlib
+
+    try:  # an optional part, imported by name: the core does not depend on it
+        uvicorn: Any = importlib.import_module("uvicorn")
+        web: Any = importlib.import_module("runner_web")
+        auth: Any = importlib.import_module("runner_web.auth")
+    except ImportError:
+        raise UserError(
+            "the dashboard is an optional part: pip install -e plugins/runner-web"
+        ) from None
+    where = state_dir or (path / ".runner" if path is not None else _state_dir(None))
+    made = auth.ensure_admin(where)
+    if made is not None:
+        print(f"first start: user admin, password {made} (shown once; stored hashed in {where})")
+    print(f"serving {where} on http://{host}:{port}/")
+    uvicorn.run(web.make_app(where), host=host, port=port, log_level="warning")
+
+
 cluster_app = typer.Typer(
     help="The clusters manifests describe: show their hosts and load; create and resize "
     "their host groups.",

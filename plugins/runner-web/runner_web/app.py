@@ -1,0 +1,242 @@
+"""The dashboard: runs, a run's tasks and instances, an attempt's logs, cancel, behind a login.
+
+Every page but the login page needs a session (a signed, HttpOnly, SameSite=Strict cookie;
+Secure when served over https); every POST needs the session's CSRF token. Logs are served
+only from the state directory's own log folder (paths resolved, symlinks included). Pages are
+rendered by Jinja2 with autoescaping: a task name or a log line cannot inject markup.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment, PackageLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.sessions import SessionMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.routing import Route
+
+from runner.errors import UserError
+from runner.state import State
+from runner_web.auth import check_password, users
+
+__all__ = ["make_app"]
+
+PUBLIC = {"/login"}
+
+
+def _secret(state_dir: Path) -> str:
+    """The key that signs session cookies, kept (mode 0600) so sessions survive restarts."""
+    path = state_dir / "web-secret"
+    try:
+        return path.read_text().strip()
+    except OSError:
+        pass
+    state_dir.mkdir(parents=True, exist_ok=True)
+    key = secrets.token_urlsafe(32)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as f:
+        f.write(key)
+    return key
+
+
+def make_app(state_dir: Path, *, https: bool = False) -> Starlette:
+    templates = Environment(
+        loader=PackageLoader("runner_web", "templates"),
+        autoescape=select_autoescape(default=True, default_for_string=True),
+    )
+
+    def page(request: Request, name: str, **values: Any) -> HTMLResponse:
+        html = templates.get_template(name).render(
+            csrf=_csrf(request), user=request.session.get("user"), **values
+        )
+        return HTMLResponse(html)
+
+    def state() -> State:
+        if not (state_dir / "state.db").exists():
+            raise UserError(f"no runs yet in {state_dir}")
+        return State(state_dir, create=False)
+
+    async def login_form(request: Request) -> Response:
+        return page(request, "login.html", error=None)
+
+    async def login(request: Request) -> Response:
+        form = await request.form()
+        user, password = str(form.get("user", "")), str(form.get("password", ""))
+        stored = users(state_dir).get(user)
+        if stored is None or not check_password(password, stored):
+            return page(request, "login.html", error="wrong user or password")
+        request.session.clear()
+        request.session["user"] = user
+        request.session["csrf"] = secrets.token_urlsafe(24)  # a new token with the session
+        return RedirectResponse("/", status_code=303)
+
+    async def logout(request: Request) -> Response:
+        request.session.clear()
+        return RedirectResponse("/login", status_code=303)
+
+    async def runs(request: Request) -> Response:
+        try:
+            s = state()
+        except UserError:
+            return page(request, "runs.html", runs=[], progress={})
+        try:
+            found = s.runs(200)
+            progress = {r["id"]: _progress(s.instances(r["id"])) for r in found}
+        finally:
+            s.close()
+        return page(request, "runs.html", runs=found, progress=progress)
+
+    async def run(request: Request) -> Response:
+        run_id = int(request.path_params["run_id"])
+        try:
+            s = state()
+        except UserError:
+            return PlainTextResponse("no such run", status_code=404)
+        try:
+            r = s.run(run_id)
+            if r is None:
+                return PlainTextResponse("no such run", status_code=404)
+            tasks = s.tasks(run_id)
+            instances = s.instances(run_id)
+        finally:
+            s.close()
+        by_task: dict[str, list[dict[str, Any]]] = {}
+        for i in instances:
+            by_task.setdefault(i["task"], []).append(i)
+        return page(request, "run.html", run=r, tasks=tasks, by_task=by_task,
+                    progress=_progress(instances))  # fmt: skip
+
+    async def logs(request: Request) -> Response:
+        run_id = int(request.path_params["run_id"])
+        task = request.path_params["task"]
+        idx = int(request.path_params["idx"])
+        stream = request.query_params.get("stream", "out")
+        if stream not in ("out", "err"):
+            return PlainTextResponse("stream is out or err", status_code=400)
+        try:
+            s = state()
+        except UserError:
+            return PlainTextResponse("no such log", status_code=404)
+        try:
+            attempts = s.attempts(run_id, task, idx)
+        finally:
+            s.close()
+        wanted = request.query_params.get("attempt")
+        chosen = [a for a in attempts if wanted is None or str(a["attempt"]) == wanted]
+        if not chosen:
+            return PlainTextResponse("no such log", status_code=404)
+        recorded = chosen[-1]["stdout" if stream == "out" else "stderr"]
+        path = _inside(state_dir / "logs", recorded)
+        if path is None:
+            return PlainTextResponse("no such log", status_code=404)
+        try:
+            text = path.read_text(errors="replace")
+        except FileNotFoundError:
+            text = ""  # a stream the attempt never wrote to
+        except OSError:
+            return PlainTextResponse("no such log", status_code=404)
+        return PlainTextResponse(text)
+
+    async def cancel(request: Request) -> Response:
+        from runner.api import cancel as cancel_run
+
+        run_id = int(request.path_params["run_id"])
+        try:
+            cancel_run(state_dir, run_id)
+        except UserError as e:
+            return PlainTextResponse(str(e), status_code=400)
+        return RedirectResponse(f"/runs/{run_id}", status_code=303)
+
+    routes = [
+        Route("/login", login_form, methods=["GET"]),
+        Route("/login", login, methods=["POST"]),
+        Route("/logout", logout, methods=["POST"]),
+        Route("/", runs, methods=["GET"]),
+        Route("/runs/{run_id:int}", run, methods=["GET"]),
+        Route("/runs/{run_id:int}/logs/{task}/{idx:int}", logs, methods=["GET"]),
+        Route("/runs/{run_id:int}/cancel", cancel, methods=["POST"]),
+    ]
+    app = Starlette(routes=routes, middleware=[
+        Middleware(SessionMiddleware, secret_key=_secret(state_dir), session_cookie="runner",
+                   same_site="strict", https_only=https, max_age=12 * 3600),
+        Middleware(_Guard),
+    ])  # fmt: skip
+    return app
+
+
+def _csrf(request: Request) -> str:
+    if "csrf" not in request.session:
+        request.session["csrf"] = secrets.token_urlsafe(24)
+    return str(request.session["csrf"])
+
+
+def _progress(instances: list[dict[str, Any]]) -> tuple[int, int]:
+    done = sum(1 for i in instances if i["state"] in ("succeeded", "skipped"))
+    return done, len(instances)
+
+
+def _inside(root: Path, recorded: str | None) -> Path | None:
+    """`recorded` resolved (symlinks too), if it lies inside `root`; else None."""
+    if not recorded:
+        return None
+    base = root.resolve()
+    path = Path(recorded).resolve()
+    return path if path.is_relative_to(base) else None
+
+
+class _Guard:
+    """Sessions for everything but the login page; the CSRF token on every POST; headers
+    that keep pages from being framed or running scripts from elsewhere."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        request = Request(scope, receive)
+        if scope["path"] not in PUBLIC and not request.session.get("user"):
+            response: Response = RedirectResponse("/login", status_code=303)
+            if scope["method"] != "GET":
+                response = PlainTextResponse("log in first", status_code=401)
+            await response(scope, receive, send)
+            return
+        if scope["method"] == "POST":
+            body = await request.body()
+            token = request.headers.get("x-csrf-token")
+            if token is None:
+                from urllib.parse import parse_qs
+
+                token = (parse_qs(body.decode(errors="replace")).get("csrf") or [None])[0]
+            expected = request.session.get("csrf")
+            if not expected or not token or not secrets.compare_digest(token, expected):
+                await PlainTextResponse("bad or missing CSRF token", status_code=403)(
+                    scope, receive, send
+                )
+                return
+
+            async def replay() -> dict[str, Any]:  # the body, once more, for the endpoint
+                return {"type": "http.request", "body": body, "more_body": False}
+
+            receive = replay
+
+        async def with_headers(message: dict[str, Any]) -> None:
+            if message["type"] == "http.response.start":
+                headers = list(message.get("headers", []))
+                headers += [
+                    (b"content-security-policy", b"default-src 'self'; frame-ancestors 'none'"),
+                    (b"x-frame-options", b"DENY"),
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"referrer-policy", b"same-origin"),
+                ]
+                message["headers"] = headers
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
