@@ -445,7 +445,7 @@ def serve(
     if made is not None:
         print(f"first start: user admin, password {made} (shown once; stored hashed in {where})")
     print(f"serving {where} on http://{host}:{port}/")
-    uvicorn.run(web.make_app(where), host=host, port=port, log_level="warning")
+    uvicorn.run(web.make_app(where, manifests=path), host=host, port=port, log_level="warning")
 
 
 cluster_app = typer.Typer(

@@ -18,7 +18,13 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse, PlainTextResponse, RedirectResponse, Response
+from starlette.responses import (
+    HTMLResponse,
+    JSONResponse,
+    PlainTextResponse,
+    RedirectResponse,
+    Response,
+)
 from starlette.routing import Route
 
 from runner.errors import UserError
@@ -45,7 +51,7 @@ def _secret(state_dir: Path) -> str:
     return key
 
 
-def make_app(state_dir: Path, *, https: bool = False) -> Starlette:
+def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = False) -> Starlette:
     templates = Environment(
         loader=PackageLoader("runner_web", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
@@ -109,8 +115,32 @@ def make_app(state_dir: Path, *, https: bool = False) -> Starlette:
         by_task: dict[str, list[dict[str, Any]]] = {}
         for i in instances:
             by_task.setdefault(i["task"], []).append(i)
+        states = {t["task"]: t["state"] for t in tasks}
         return page(request, "run.html", run=r, tasks=tasks, by_task=by_task,
-                    progress=_progress(instances))  # fmt: skip
+                    progress=_progress(instances),
+                    dag=_dag(_edges(manifests, r["job"]), states))  # fmt: skip
+
+    async def progress(request: Request) -> Response:
+        """What the run page polls for: the run's, tasks' and instances' states."""
+        run_id = int(request.path_params["run_id"])
+        try:
+            s = state()
+        except UserError:
+            return JSONResponse({"error": "no such run"}, status_code=404)
+        try:
+            r = s.run(run_id)
+            if r is None:
+                return JSONResponse({"error": "no such run"}, status_code=404)
+            tasks = s.tasks(run_id)
+            instances = s.instances(run_id)
+        finally:
+            s.close()
+        done, total = _progress(instances)
+        return JSONResponse({
+            "state": r["state"], "done": done, "total": total,
+            "tasks": {t["task"]: t["state"] for t in tasks},
+            "instances": {f"{i['task']}/{i['idx']}": i["state"] for i in instances},
+        })  # fmt: skip
 
     async def logs(request: Request) -> Response:
         run_id = int(request.path_params["run_id"])
@@ -153,12 +183,18 @@ def make_app(state_dir: Path, *, https: bool = False) -> Starlette:
             return PlainTextResponse(str(e), status_code=400)
         return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
+    async def live_js(request: Request) -> Response:
+        text = (Path(__file__).parent / "static" / "live.js").read_text()
+        return Response(text, media_type="text/javascript")
+
     routes = [
         Route("/login", login_form, methods=["GET"]),
         Route("/login", login, methods=["POST"]),
         Route("/logout", logout, methods=["POST"]),
         Route("/", runs, methods=["GET"]),
         Route("/runs/{run_id:int}", run, methods=["GET"]),
+        Route("/runs/{run_id:int}/progress.json", progress, methods=["GET"]),
+        Route("/static/live.js", live_js, methods=["GET"]),
         Route("/runs/{run_id:int}/logs/{task}/{idx:int}", logs, methods=["GET"]),
         Route("/runs/{run_id:int}/cancel", cancel, methods=["POST"]),
     ]
@@ -168,6 +204,53 @@ def make_app(state_dir: Path, *, https: bool = False) -> Starlette:
         Middleware(_Guard),
     ])  # fmt: skip
     return app
+
+
+def _edges(manifests: Path | None, job: str) -> dict[str, list[str]]:
+    """task -> the tasks it depends on, from the manifests served (empty if unreadable)."""
+    if manifests is None:
+        return {}
+    from runner.manifest.loader import load
+
+    try:
+        bundle = load([str(manifests)])
+    except UserError:
+        return {}
+    found = bundle.jobs.get(job)
+    if found is None:
+        return {}
+    return {name: list(t.depends_on) for name, t in found.tasks.items()}
+
+
+def _dag(edges: dict[str, list[str]], states: dict[str, str]) -> dict[str, Any]:
+    """Boxes and arrows for the run page's SVG: a task's column is its longest path from a
+    task with no dependencies."""
+    if not edges:
+        return {}
+    depth: dict[str, int] = {}
+
+    def level(name: str, seen: frozenset[str] = frozenset()) -> int:
+        if name not in depth:
+            ups = [u for u in edges.get(name, []) if u in edges and u not in seen]
+            depth[name] = 1 + max((level(u, seen | {name}) for u in ups), default=-1)
+        return depth[name]
+
+    rows: dict[int, int] = {}
+    boxes = {}
+    for name in sorted(edges, key=lambda n: (level(n), n)):
+        col = level(name)
+        row = rows.get(col, 0)
+        rows[col] = row + 1
+        boxes[name] = {"x": 20 + col * 200, "y": 20 + row * 60, "name": name,
+                       "state": states.get(name, "")}  # fmt: skip
+    arrows = [
+        {"x1": boxes[u]["x"] + 150, "y1": boxes[u]["y"] + 18,
+         "x2": boxes[d]["x"], "y2": boxes[d]["y"] + 18}
+        for d, ups in edges.items() for u in ups if u in boxes
+    ]  # fmt: skip
+    width = 40 + (max(depth.values()) + 1) * 200
+    height = 40 + max(rows.values()) * 60
+    return {"boxes": list(boxes.values()), "arrows": arrows, "width": width, "height": height}
 
 
 def _csrf(request: Request) -> str:

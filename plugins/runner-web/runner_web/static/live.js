@@ -1,0 +1,33 @@
+// The run page follows its run: every 2 s it asks for the states and updates the page in
+// place, until the run has ended. Plain JS, loaded from this server (the CSP allows nothing
+// else).
+(function () {
+  const root = document.querySelector("[data-run]");
+  if (!root) return;
+  const run = root.getAttribute("data-run");
+  async function tick() {
+    let data;
+    try {
+      const r = await fetch(`/runs/${run}/progress.json`, { credentials: "same-origin" });
+      if (!r.ok) return setTimeout(tick, 5000);
+      data = await r.json();
+    } catch (e) {
+      return setTimeout(tick, 5000);
+    }
+    const set = (el, state) => { el.textContent = state; el.className = state; };
+    document.querySelectorAll("[data-run-state]").forEach((el) => set(el, data.state));
+    document.querySelectorAll("[data-progress]").forEach((el) => {
+      el.textContent = `${data.done} of ${data.total}`;
+    });
+    document.querySelectorAll("[data-task]").forEach((el) => {
+      const s = data.tasks[el.getAttribute("data-task")];
+      if (s) set(el, s);
+    });
+    document.querySelectorAll("[data-instance]").forEach((el) => {
+      const s = data.instances[el.getAttribute("data-instance")];
+      if (s) set(el, s);
+    });
+    if (data.state === "running") setTimeout(tick, 2000);
+  }
+  setTimeout(tick, 2000);
+})();

@@ -1,0 +1,113 @@
+"""The dashboard's pages: the DAG of a run, the states it polls for, and `runner serve` as a
+real server process answering over HTTP."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+from runner_web import make_app
+from starlette.testclient import TestClient
+
+ROOT = Path(__file__).resolve().parents[3]
+PASSWORD = "a long enough password"
+
+
+def _applied(tmp_path: Path) -> Path:
+    shutil.copytree(
+        ROOT / "manifests" / "demo",
+        tmp_path / "demo",
+        ignore=shutil.ignore_patterns(".runner", "out"),
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "runner", "apply", "demo"], cwd=tmp_path, capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stdout + r.stderr
+    return tmp_path / "demo"
+
+
+def _login(c: TestClient | httpx.Client) -> None:
+    token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text)
+    assert token
+    r = c.post("/login", data={"user": "admin", "password": PASSWORD, "csrf": token.group(1)})
+    assert r.status_code == 303, r.text
+
+
+def test_the_run_page_draws_the_dag_and_says_what_it_polls(
+    tmp_path: Path, monkeypatch: object
+) -> None:
+    demo = _applied(tmp_path)
+    os.environ["RUNNER_WEB_PASSWORD"] = PASSWORD
+    try:
+        from runner_web.auth import ensure_admin
+
+        ensure_admin(demo / ".runner")
+    finally:
+        del os.environ["RUNNER_WEB_PASSWORD"]
+    c = TestClient(make_app(demo / ".runner", manifests=demo), follow_redirects=False)
+    _login(c)
+    page = c.get("/runs/1").text
+    assert "<svg" in page and ">count</text>" in page and ">total</text>" in page
+    assert page.count("<line ") == 1  # total depends on count
+    assert '<script src="/static/live.js">' in page
+    states = c.get("/runs/1/progress.json").json()
+    assert states["state"] == "succeeded" and states["done"] == states["total"] == 5
+    assert states["instances"]["count/3"] == "succeeded"
+    assert c.get("/static/live.js").headers["content-type"].startswith("text/javascript")
+
+
+def test_runner_serve_answers_over_http_and_prints_a_first_password_once(
+    tmp_path: Path,
+) -> None:
+    demo = _applied(tmp_path)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if k != "RUNNER_WEB_PASSWORD"}
+    p = subprocess.Popen(
+        [sys.executable, "-m", "runner", "serve", "demo", "--port", str(port)],
+        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env,
+    )  # fmt: skip
+    try:
+        assert p.stdout is not None
+        first = p.stdout.readline()
+        found = re.match(r"first start: user admin, password (\S+) \(shown once", first)
+        assert found, first
+        password = found.group(1)
+        base = f"http://127.0.0.1:{port}"
+        deadline = time.monotonic() + 20
+        while True:
+            try:
+                httpx.get(base + "/login", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "runner serve did not answer"
+                time.sleep(0.2)
+        with httpx.Client(base_url=base, follow_redirects=False) as c:
+            assert c.get("/").headers["location"] == "/login"
+            token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text)
+            assert token
+            r = c.post("/login", data={"user": "admin", "password": password,
+                                       "csrf": token.group(1)})  # fmt: skip
+            assert r.status_code == 303
+            assert "word-count" not in c.get("/").text and ">words<" in c.get("/").text
+            log = c.get("/runs/1/logs/total/0?stream=out").text
+            assert "hits" in log
+    finally:
+        p.send_signal(signal.SIGINT)
+        p.communicate(timeout=20)
+    again = subprocess.run(
+        [sys.executable, "-c", "from runner_web.auth import ensure_admin; from pathlib import "
+         f"Path; print(ensure_admin(Path({str(demo / '.runner')!r})))"],
+        capture_output=True, text=True, env=env,
+    )  # fmt: skip
+    assert again.stdout.strip() == "None"  # the password is never made (or shown) again
