@@ -34,6 +34,7 @@ from runner_web.auth import check_password, users
 __all__ = ["make_app"]
 
 PUBLIC = {"/login"}
+_LOG_CHUNK = 1 << 20  # a log is read a megabyte at a time; a live tail asks for the rest
 
 
 def _secret(state_dir: Path) -> str:
@@ -166,12 +167,30 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
         if path is None:
             return PlainTextResponse("no such log", status_code=404)
         try:
-            text = path.read_text(errors="replace")
+            offset = max(0, int(request.query_params.get("offset", "0")))
+        except ValueError:
+            return PlainTextResponse("offset is a number of bytes", status_code=400)
+        try:
+            with path.open("rb") as f:
+                f.seek(offset)
+                data = f.read(_LOG_CHUNK)
         except FileNotFoundError:
-            text = ""  # a stream the attempt never wrote to
+            data = b""  # a stream the attempt never wrote to
         except OSError:
             return PlainTextResponse("no such log", status_code=404)
-        return PlainTextResponse(text)
+        headers = {"X-Log-Next": str(offset + len(data))}  # where a live tail asks next
+        if request.query_params.get("download"):
+            name = f"{run_id}-{task}-{idx}.{stream}".replace('"', "")
+            headers["Content-Disposition"] = f'attachment; filename="{name}"'
+        return PlainTextResponse(data.decode(errors="replace"), headers=headers)
+
+    async def log_page(request: Request) -> Response:
+        run_id = int(request.path_params["run_id"])
+        task, idx = request.path_params["task"], int(request.path_params["idx"])
+        stream = request.query_params.get("stream", "out")
+        if stream not in ("out", "err"):
+            return PlainTextResponse("stream is out or err", status_code=400)
+        return page(request, "log.html", run_id=run_id, task=task, idx=idx, stream=stream)
 
     async def cancel(request: Request) -> Response:
         from runner.api import cancel as cancel_run
@@ -196,6 +215,7 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
         Route("/runs/{run_id:int}/progress.json", progress, methods=["GET"]),
         Route("/static/live.js", live_js, methods=["GET"]),
         Route("/runs/{run_id:int}/logs/{task}/{idx:int}", logs, methods=["GET"]),
+        Route("/runs/{run_id:int}/log/{task}/{idx:int}", log_page, methods=["GET"]),
         Route("/runs/{run_id:int}/cancel", cancel, methods=["POST"]),
     ]
     app = Starlette(routes=routes, middleware=[

@@ -111,3 +111,27 @@ def test_runner_serve_answers_over_http_and_prints_a_first_password_once(
         capture_output=True, text=True, env=env,
     )  # fmt: skip
     assert again.stdout.strip() == "None"  # the password is never made (or shown) again
+
+
+def test_a_log_is_tailed_from_an_offset_and_downloaded(tmp_path: Path) -> None:
+    demo = _applied(tmp_path)
+    os.environ["RUNNER_WEB_PASSWORD"] = PASSWORD
+    try:
+        from runner_web.auth import ensure_admin
+
+        ensure_admin(demo / ".runner")
+    finally:
+        del os.environ["RUNNER_WEB_PASSWORD"]
+    c = TestClient(make_app(demo / ".runner", manifests=demo), follow_redirects=False)
+    _login(c)
+    whole = c.get("/runs/1/logs/total/0?stream=out")
+    size = int(whole.headers["x-log-next"])
+    assert size == len(whole.text.encode()) > 5
+    rest = c.get(f"/runs/1/logs/total/0?stream=out&offset={size - 5}")
+    assert rest.text == whole.text[-5:] and rest.headers["x-log-next"] == str(size)
+    assert c.get(f"/runs/1/logs/total/0?stream=out&offset={size}").text == ""
+    down = c.get("/runs/1/logs/total/0?stream=out&download=1")
+    assert down.headers["content-disposition"] == 'attachment; filename="1-total-0.out"'
+    page = c.get("/runs/1/log/total/0?stream=out").text
+    assert 'data-tail="/runs/1/logs/total/0?stream=out"' in page
+    assert c.get("/runs/1/logs/total/0?offset=x").status_code == 400

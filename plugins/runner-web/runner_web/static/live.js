@@ -31,3 +31,23 @@
   }
   setTimeout(tick, 2000);
 })();
+
+// A log page tails its log: it asks for what lies past the end it has, every second.
+(function () {
+  const pre = document.querySelector("[data-tail]");
+  if (!pre) return;
+  const url = pre.getAttribute("data-tail");
+  let next = 0;
+  async function tail() {
+    try {
+      const r = await fetch(`${url}&offset=${next}`, { credentials: "same-origin" });
+      if (r.ok) {
+        const text = await r.text();
+        if (text) pre.appendChild(document.createTextNode(text));
+        next = parseInt(r.headers.get("X-Log-Next") || String(next), 10);
+      }
+    } catch (e) {}
+    setTimeout(tail, 1000);
+  }
+  tail();
+})();
