@@ -90,8 +90,19 @@ def main(argv: list[str] | None = None) -> int:
     base = args.url.rstrip("/") + API
     http = requests.Session()
 
+    stopping: list[int] = []
+
     def stop(signum: int, frame: Any) -> None:
-        raise _Stop()
+        # noted, not raised: a request in flight (the submission above all) must finish, so
+        # that the workflow it made is known and can be aborted
+        stopping.append(signum)
+
+    def pause(seconds: float) -> None:
+        end = time.monotonic() + seconds
+        while time.monotonic() < end:
+            if stopping:
+                raise _Stop()
+            time.sleep(min(0.1, max(0.0, end - time.monotonic())))
 
     signal.signal(signal.SIGTERM, stop)
     signal.signal(signal.SIGINT, stop)
@@ -141,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"runner-wdl: submitted to Cromwell as workflow {wid}", file=sys.stderr)
         status = "Submitted"
         while status in RUNNING:
-            time.sleep(args.poll)
+            pause(args.poll)
             status = _get_json(http, f"{base}/{wid}/status")["status"]
         print(f"runner-wdl: Cromwell workflow {wid}: {status}", file=sys.stderr)
         if status != "Succeeded":
