@@ -29,6 +29,7 @@ import collections
 import contextlib
 import os
 import shlex
+import signal
 import subprocess
 import threading
 import time
@@ -43,6 +44,13 @@ from runner.errors import UserError
 __all__ = ["BatchSchedulerExecutor", "QueueEntry", "SchedulerError"]
 
 FILE_CHECK = 0.25  # seconds between looks at exit files while the engine waits
+
+
+def _signal_number(name: str) -> int:
+    try:
+        return int(signal.Signals[f"SIG{name}"])
+    except KeyError:
+        return int(signal.SIGTERM)
 
 
 class SchedulerError(Exception):
@@ -276,9 +284,12 @@ class BatchSchedulerExecutor:
         except (OSError, ValueError):
             return None
         if stopped:
-            status = replace(
-                status,
-                message=f"the {self.name} scheduler sent SIG{stopped} to the job "
+            # the scheduler stopped the job: never a success, even when the command went on
+            # to exit 0 after the signal (a shell that outlived its killed child, say)
+            status = Status(
+                "exited",
+                status.exit_code or 128 + _signal_number(stopped),
+                f"the {self.name} scheduler sent SIG{stopped} to the job "
                 "(qdel/scancel by someone, a time or CPU limit, or preemption)",
             )
         return status

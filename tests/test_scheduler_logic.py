@@ -112,3 +112,21 @@ def test_a_job_in_error_state_is_given_up_at_once(tmp_path: Path) -> None:
         return st.state, st.message
 
     assert asyncio.run(main()) == ("lost", "Eqw: in error state")
+
+
+def test_a_job_the_scheduler_signalled_is_never_a_success(tmp_path: Path) -> None:
+    """The command may exit 0 after the scheduler's SIGTERM (a shell outliving its killed
+    child): the attempt still failed, with the signal's code and the reason."""
+
+    async def main() -> tuple[str, int | None, str]:
+        ex = FakeScheduler(poll_min=0)
+        h = await ex.submit(spec=spec(tmp_path))
+        await ex.wait(timeout=0.01)
+        await ex.close()
+        (Path(h.rpartition("#")[0]) / "1.exit").write_text("0 TERM\n")
+        st = (await ex.poll(handles=[h]))[h]
+        return st.state, st.exit_code, st.message or ""
+
+    state, code, message = asyncio.run(main())
+    assert (state, code) == ("exited", 143)
+    assert "sent SIGTERM to the job" in message
