@@ -132,8 +132,23 @@ def _retry(what: Callable[[], T]) -> T:
         except Exception as e:
             if attempt == ATTEMPTS - 1 or not _transient(e):
                 raise
-            time.sleep(min(0.05 * 2**attempt, 1.0))
+            time.sleep(_pause(attempt))
     raise AssertionError("unreachable")
+
+
+def _pause(attempt: int) -> float:
+    """Seconds to wait before trying again after `attempt` failures (counted from 0)."""
+    return min(0.05 * 2**attempt, 1.0)
+
+
+def _checked_crc(uri: str, data: bytes, headers: Any) -> str:
+    """The CRC-64 the server sent for a downloaded body, once `data` matches it."""
+    crc = headers.get("x-oss-hash-crc64ecma")
+    if crc is None:
+        raise StoreError(f"{uri}: the server sent no CRC-64 to check the download")
+    if str(_crc64(data)) != crc:
+        raise StoreError(f"{uri}: the download's CRC-64 does not match the object's")
+    return str(crc)
 
 
 @contextmanager
@@ -276,11 +291,7 @@ class OSSStore:
             else:
                 got = bucket.get_object(key)
                 data, headers, etag = got.read(), got.headers, got.etag or ""
-            crc = headers.get("x-oss-hash-crc64ecma")
-            if crc is None:
-                raise StoreError(f"{uri}: the server sent no CRC-64 to check the download")
-            if str(_crc64(data)) != crc:
-                raise StoreError(f"{uri}: the download's CRC-64 does not match the object's")
+            crc = _checked_crc(uri, data, headers)
             tmp.write_bytes(data)
             return ObjectInfo(key, len(data), etag, crc)
 
@@ -360,11 +371,7 @@ class OSSStore:
         for attempt in range(ATTEMPTS):
             try:
                 headers, data = await lean.request_async(conn, "GET", key)
-                crc = headers.get("x-oss-hash-crc64ecma")
-                if crc is None:
-                    raise StoreError(f"{uri}: the server sent no CRC-64 to check the download")
-                if str(_crc64(data)) != crc:
-                    raise StoreError(f"{uri}: the download's CRC-64 does not match the object's")
+                _checked_crc(uri, data, headers)
                 tmp.write_bytes(data)
                 os.replace(tmp, dest)
                 return
@@ -374,7 +381,7 @@ class OSSStore:
                     if isinstance(e, StoreError):
                         raise
                     raise StoreError(f"{uri}: {_why(e)}") from None
-                await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
+                await asyncio.sleep(_pause(attempt))
 
     def read_probe(self, uri: str) -> None:
         """Read the object's first byte: listing and reading are separate permissions."""
