@@ -14,7 +14,9 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 from runner_web import make_app
+from runner_web.auth import ensure_admin
 from starlette.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -42,19 +44,19 @@ def _login(c: TestClient | httpx.Client) -> None:
     assert r.status_code == 303, r.text
 
 
-def test_the_run_page_draws_the_dag_and_says_what_it_polls(
-    tmp_path: Path, monkeypatch: object
-) -> None:
+@pytest.fixture
+def served(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> TestClient:
+    """A logged-in client of the dashboard over the demo job, applied once."""
     demo = _applied(tmp_path)
-    os.environ["RUNNER_WEB_PASSWORD"] = PASSWORD
-    try:
-        from runner_web.auth import ensure_admin
-
-        ensure_admin(demo / ".runner")
-    finally:
-        del os.environ["RUNNER_WEB_PASSWORD"]
+    monkeypatch.setenv("RUNNER_WEB_PASSWORD", PASSWORD)
+    ensure_admin(demo / ".runner")
     c = TestClient(make_app(demo / ".runner", manifests=demo), follow_redirects=False)
     _login(c)
+    return c
+
+
+def test_the_run_page_draws_the_dag_and_says_what_it_polls(served: TestClient) -> None:
+    c = served
     page = c.get("/runs/1").text
     assert "<svg" in page and ">count</text>" in page and ">total</text>" in page
     assert page.count("<line ") == 1  # total depends on count
@@ -113,17 +115,8 @@ def test_runner_serve_answers_over_http_and_prints_a_first_password_once(
     assert again.stdout.strip() == "None"  # the password is never made (or shown) again
 
 
-def test_a_log_is_tailed_from_an_offset_and_downloaded(tmp_path: Path) -> None:
-    demo = _applied(tmp_path)
-    os.environ["RUNNER_WEB_PASSWORD"] = PASSWORD
-    try:
-        from runner_web.auth import ensure_admin
-
-        ensure_admin(demo / ".runner")
-    finally:
-        del os.environ["RUNNER_WEB_PASSWORD"]
-    c = TestClient(make_app(demo / ".runner", manifests=demo), follow_redirects=False)
-    _login(c)
+def test_a_log_is_tailed_from_an_offset_and_downloaded(served: TestClient) -> None:
+    c = served
     whole = c.get("/runs/1/logs/total/0?stream=out")
     size = int(whole.headers["x-log-next"])
     assert size == len(whole.text.encode()) > 5
