@@ -10,6 +10,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -41,6 +42,22 @@ def cluster_file(tmp: Path, executor: str, **settings: object) -> str:
         f"spec:\n  executor: {executor}\n  settings:\n    poll_max: 2\n{lines}"
     )
     return f"{executor}.yaml"
+
+
+def apply_in_background(tmp: Path, cluster: str) -> subprocess.Popen[str]:
+    """`runner apply m.yaml CLUSTER` in `tmp`, left running."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "runner", "apply", "m.yaml", cluster],
+        cwd=tmp, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+
+
+def wait_until(p: subprocess.Popen[str], ready: Callable[[], object], limit: float = 60) -> None:
+    """Until `ready()` is true, while the runner `p` keeps running."""
+    deadline = time.monotonic() + limit
+    while not ready():
+        assert time.monotonic() < deadline and p.poll() is None
+        time.sleep(0.2)
 
 
 def in_queue(executor: str, name: str) -> bool:
@@ -145,15 +162,9 @@ def test_a_job_killed_outside_the_runner_is_retried_with_the_reason(
         "      command: if [ $RUNNER_ATTEMPT = 1 ]; then sleep 60; fi; echo fine\n"
     )
     cf = cluster_file(tmp_path, executor)
-    p = subprocess.Popen(
-        [sys.executable, "-m", "runner", "apply", "m.yaml", cf],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    p = apply_in_background(tmp_path, cf)
     folder = tmp_path / ".runner" / "logs" / "1" / "victim"
-    deadline = time.monotonic() + 60
-    while not list(folder.glob(f".{executor}-*/1.start")):
-        assert time.monotonic() < deadline and p.poll() is None
-        time.sleep(0.2)
+    wait_until(p, lambda: list(folder.glob(f".{executor}-*/1.start")))
     job_id = next(folder.glob(f".{executor}-*/job-id")).read_text().strip()
     subprocess.run(["qdel" if executor == "sge" else "scancel", job_id], check=True)
     out, err = p.communicate(timeout=120)
@@ -176,10 +187,7 @@ def test_a_job_stuck_in_the_queue_is_given_up_with_the_reason(
         "  tasks:\n    waits:\n      command: echo never\n"
     )
     cf = cluster_file(tmp_path, executor, stuck_after=6, native=HOLD[executor])
-    p = subprocess.Popen(
-        [sys.executable, "-m", "runner", "apply", "m.yaml", cf],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
+    p = apply_in_background(tmp_path, cf)
     # while it waits, `runner status` says why (the scheduler's own words)
     held = {"sge": "hqw: on hold", "slurm": "JobHeldUser"}[executor]
     deadline = time.monotonic() + 30
@@ -206,14 +214,8 @@ def test_after_kill_9_apply_reattaches_and_submits_nothing_twice(
         f"      command: echo ran >> {tmp_path}/runs-$<instance_id>; sleep 4\n"
     )
     cf = cluster_file(tmp_path, executor)
-    p = subprocess.Popen(
-        [sys.executable, "-m", "runner", "apply", "m.yaml", cf],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not (tmp_path / "runs-0").exists():
-        assert time.monotonic() < deadline and p.poll() is None
-        time.sleep(0.2)
+    p = apply_in_background(tmp_path, cf)
+    wait_until(p, (tmp_path / "runs-0").exists)
     p.send_signal(signal.SIGKILL)
     p.communicate(timeout=30)
     r = runner("apply", "m.yaml", cf, cwd=tmp_path)
@@ -231,14 +233,8 @@ def test_cancel_removes_every_job_of_the_run(tmp_path: Path, executor: str, how:
         "  tasks:\n    long:\n      instances: 5\n      command: sleep 120\n"
     )
     cf = cluster_file(tmp_path, executor)
-    p = subprocess.Popen(
-        [sys.executable, "-m", "runner", "apply", "m.yaml", cf],
-        cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 60
-    while not list((tmp_path / ".runner").rglob("job-id")):
-        assert time.monotonic() < deadline and p.poll() is None
-        time.sleep(0.2)
+    p = apply_in_background(tmp_path, cf)
+    wait_until(p, lambda: list((tmp_path / ".runner").rglob("job-id")))
     job_id = next((tmp_path / ".runner").rglob("job-id")).read_text().strip()
     if how == "Ctrl-C":
         p.send_signal(signal.SIGINT)
