@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from fake_cromwell import FakeCromwell  # a FAKE Cromwell, beside this file
 
 ROOT = Path(__file__).resolve().parents[3]
 GERMLINE = ROOT / "manifests" / "examples" / "germline"
@@ -218,9 +219,6 @@ def _cromwell_job(tmp_path: Path, url: str, word: str) -> None:
 
 
 def test_cromwell_engine_submits_follows_and_fetches_outputs(tmp_path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from fake_cromwell import FakeCromwell
-
     with FakeCromwell(run_seconds=1.0) as server:
         server.outputs_for = lambda inputs: {"two.result": str(tmp_path / "marker.txt")}
         _cromwell_job(tmp_path, server.url, "hello")
@@ -238,9 +236,6 @@ def test_cromwell_engine_submits_follows_and_fetches_outputs(tmp_path: Path) -> 
 
 
 def test_cromwell_failure_is_reported_with_its_cause(tmp_path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from fake_cromwell import FakeCromwell
-
     with FakeCromwell(run_seconds=0.5) as server:
         _cromwell_job(tmp_path, server.url, "FAIL")
         r = runner("apply", "m.yaml", cwd=tmp_path)
@@ -249,9 +244,6 @@ def test_cromwell_failure_is_reported_with_its_cause(tmp_path: Path) -> None:
 
 
 def test_cancel_aborts_the_cromwell_workflow(tmp_path: Path) -> None:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from fake_cromwell import FakeCromwell
-
     with FakeCromwell(run_seconds=300) as server:
         _cromwell_job(tmp_path, server.url, "slow")
         p = subprocess.Popen(
@@ -272,9 +264,6 @@ def test_cancel_aborts_the_cromwell_workflow(tmp_path: Path) -> None:
 
 def test_cromwell_gets_an_inputs_file_namespaced_with_absolute_paths(tmp_path: Path) -> None:
     """An inputs file travels by name (a 30x sample list can outgrow a command line)."""
-    sys.path.insert(0, str(Path(__file__).parent))
-    from fake_cromwell import FakeCromwell
-
     with FakeCromwell(run_seconds=0.3) as server:
         _cromwell_job(tmp_path, server.url, "x")
         (tmp_path / "in").mkdir()
@@ -292,9 +281,6 @@ def test_cromwell_gets_an_inputs_file_namespaced_with_absolute_paths(tmp_path: P
 def test_a_retry_follows_the_same_cromwell_workflow_and_never_a_changed_one(
     tmp_path: Path,
 ) -> None:
-    sys.path.insert(0, str(Path(__file__).parent))
-    from fake_cromwell import FakeCromwell
-
     with FakeCromwell(run_seconds=300) as server:
         (tmp_path / "two.wdl").write_text(TWO_STEPS)
         (tmp_path / "marker.txt").write_text("fixed\n")
