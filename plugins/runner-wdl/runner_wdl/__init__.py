@@ -187,7 +187,7 @@ class WDLKind:
             inputs_args = ["--inputs-file", str((task.base_dir / named).resolve())]
         elif str(_param(task, "engine") or "miniwdl") == "cromwell":
             # Cromwell wants `workflow.input` keys, and paths it can open: absolute ones
-            ready = namespaced_inputs(str(path), given, self._inputs_base(task))
+            ready = namespaced_inputs(self._load(path), given, self._inputs_base(task))
             inputs_args = ["--inputs-json", json.dumps(ready, sort_keys=True)]
         else:
             inputs_args = ["--inputs-json", json.dumps(given, sort_keys=True),

@@ -111,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
         from runner_wdl.run import namespaced_inputs, read_inputs
 
         path = Path(args.inputs_file).resolve()
-        inputs_json = json.dumps(namespaced_inputs(args.workflow, read_inputs(path), path.parent))
+        import WDL
+
+        doc = WDL.load(args.workflow)
+        inputs_json = json.dumps(namespaced_inputs(doc, read_inputs(path), path.parent))
     wid = None
     status = "Submitted"
     id_file = Path(args.id_file) if args.id_file else None

@@ -55,9 +55,9 @@ def read_inputs(path: Path) -> dict[str, Any]:
     return loaded
 
 
-def namespaced_inputs(workflow: str, given: dict[str, Any], base: Path) -> dict[str, Any]:
-    """Inputs as Cromwell takes them: `workflow.input` keys, absolute paths."""
-    doc = WDL.load(workflow)
+def namespaced_inputs(doc: Any, given: dict[str, Any], base: Path) -> dict[str, Any]:
+    """Inputs as Cromwell takes them: `workflow.input` keys, absolute paths. `doc` is the
+    loaded WDL document."""
     exe = doc.workflow or doc.tasks[0]
     env = WDL.values_from_json(given, exe.available_inputs, exe.required_inputs, namespace=exe.name)
     env = _absolute(env, base)
