@@ -35,6 +35,25 @@ def validate(paths: Sequence[str], sets: Sequence[str] = ()) -> Bundle:
     return load(paths, sets)
 
 
+def only_jobs(bundle: Bundle, jobs: Sequence[str]) -> Bundle:
+    """`bundle` keeping only the jobs named (all of them when none are); unknown names are
+    an error."""
+    if not jobs:
+        return bundle
+    from runner.errors import Diagnostic
+    from runner.manifest.loader import did_you_mean
+
+    unknown = [j for j in jobs if j not in bundle.jobs]
+    if unknown:
+        raise UserError([
+            Diagnostic(f"--job {j}: no job {j!r} in these manifests", "--job",
+                       hint=did_you_mean(j, bundle.jobs))
+            for j in unknown
+        ])  # fmt: skip
+    bundle.jobs = {name: job for name, job in bundle.jobs.items() if name in jobs}
+    return bundle
+
+
 def _state_for(bundle: Bundle, state_dir: Path | None) -> Path:
     return state_dir or default_state_dir(bundle.base_dir)
 
@@ -46,9 +65,10 @@ def plan(
     state_dir: Path | None = None,
     force: bool = False,
     rerun: Sequence[str] = (),
+    jobs: Sequence[str] = (),
 ) -> tuple[Bundle, list[JobPlan]]:
     """What `apply` would do, reading state but running nothing."""
-    bundle = load(paths, sets)
+    bundle = only_jobs(load(paths, sets), jobs)
     sdir = _state_for(bundle, state_dir)
     state = State(sdir) if (sdir / "state.db").exists() else None
     try:
@@ -209,14 +229,16 @@ def apply(
     fail_fast: bool = False,
     output: str = "text",
     out: TextIO | None = None,
+    jobs: Sequence[str] = (),
 ) -> int:
-    """Reconcile: run what the plan says, record everything; return the exit code."""
+    """Reconcile: run what the plan says, record everything; return the exit code.
+    `jobs`: only these jobs of the manifests (default: all)."""
     from runner.engine import Engine
     from runner.events import make_reporter
     from runner.lock import JobLock
 
     out = out or sys.stdout
-    bundle = load(paths, sets)
+    bundle = only_jobs(load(paths, sets), jobs)
     sdir = _state_for(bundle, state_dir)
     state = State(sdir)
     locks: list[JobLock] = []

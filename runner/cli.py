@@ -54,6 +54,10 @@ StateDir = Annotated[
     ),
 ]
 OutputOpt = Annotated[Output, typer.Option("--output", "-o", help="text or json")]
+Jobs = Annotated[
+    list[str] | None,
+    typer.Option("--job", help="only this job of the manifests (repeatable; default: all)"),
+]
 
 
 def _state_dir(given: Path | None) -> Path:
@@ -113,11 +117,15 @@ def plan(
         bool, typer.Option("--detailed-exitcode", help="exit 0: nothing to do, 2: work to do")
     ] = False,
     output: OutputOpt = Output.text,
+    jobs: Jobs = None,
 ) -> None:
     """Show, per task and instance, whether apply would run or skip it and why."""
     from runner import api
 
-    _, plans = api.plan(paths, sets=sets or [], state_dir=state_dir, force=force, rerun=rerun or [])
+    _, plans = api.plan(
+        paths, sets=sets or [], state_dir=state_dir, force=force, rerun=rerun or [],
+        jobs=jobs or [],
+    )  # fmt: skip
     if output == Output.json:
         print(json.dumps(api.plan_as_json(plans), indent=1))
     else:
@@ -143,6 +151,7 @@ def apply(
         bool, typer.Option("--fail-fast", help="stop everything at the first failure")
     ] = False,
     output: OutputOpt = Output.text,
+    jobs: Jobs = None,
 ) -> None:
     """Run what is not done yet; skip what is; record everything."""
     from runner import api
@@ -155,6 +164,7 @@ def apply(
         rerun=rerun or [],
         fail_fast=fail_fast,
         output=output.value,
+        jobs=jobs or [],
     )
     raise typer.Exit(code)
 

@@ -689,3 +689,30 @@ def test_waiting_for_a_slot_is_not_running(workdir: Path) -> None:
     shown = status_json(workdir)
     assert sorted(i["state"] for i in shown["instances"]) == ["succeeded"] * 3
     assert "timed out" not in out
+
+
+def test_job_option_applies_only_the_named_job(workdir: Path) -> None:
+    """`--job NAME` plans and runs one job of a folder holding several; a name that is not
+    there is a user error that says which names are."""
+    for name in ("one", "two"):
+        write(
+            workdir / f"{name}.yaml",
+            f"""
+            apiVersion: runner/v1
+            kind: Job
+            metadata: {{name: {name}}}
+            spec:
+              tasks:
+                t: {{command: echo {name} > {name}.txt}}
+            """,
+        )
+    planned = cli("plan", str(workdir), "--job", "two")
+    assert planned.code == 0, planned.err
+    assert "job two (two.yaml)" in planned.out and "job one" not in planned.out
+    applied = run(["apply", str(workdir), "--job", "two"], cwd=workdir)
+    assert applied.code == 0, applied.err
+    assert (workdir / "two.txt").exists() and not (workdir / "one.txt").exists()
+    wrong = cli("apply", str(workdir), "--job", "tow")
+    assert wrong.code == 2
+    assert "no job 'tow'" in wrong.err and "did you mean 'two'?" in wrong.err
+    assert "Traceback" not in wrong.err
