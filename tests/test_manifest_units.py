@@ -204,6 +204,24 @@ def test_coerce_accepts(type_: str, value: Any, expected: Any) -> None:
     assert type(got) is type(expected)
 
 
+def test_numbers_keep_within_their_bounds() -> None:
+    threads = ParamSpec(type="int", min=1, max=64)
+    assert coerce(threads, "8") == 8
+    with pytest.raises(ParamError, match="0 is below the smallest allowed, 1"):
+        coerce(threads, 0)
+    with pytest.raises(ParamError, match="65 is above the largest allowed, 64"):
+        coerce(threads, "65")
+    scale = ParamSpec(type="float", min=0.5)
+    with pytest.raises(ParamError, match="0.25 is below the smallest allowed, 0.5"):
+        coerce(scale, 0.25)
+    with pytest.raises(ValueError, match="only for parameters of type int or float"):
+        ParamSpec(type="string", max=3)
+    with pytest.raises(ValueError, match=r"'min' \(5\) is larger than 'max' \(2\)"):
+        ParamSpec(type="int", min=5, max=2)
+    with pytest.raises(ValueError, match="default: 0 is below"):
+        ParamSpec(type="int", min=1, default=0)
+
+
 def test_coerce_enum() -> None:
     fmt = spec("enum", values=["PNG", "JPEG"])
     assert coerce(fmt, "JPEG") == "JPEG"

@@ -39,6 +39,8 @@ class ParamSpec(BaseModel):
     description: str | None = None
     overridable: bool = True
     values: list[str] | None = Field(default=None, description="allowed values of an enum")
+    min: float | None = Field(default=None, description="smallest allowed value (int, float)")
+    max: float | None = Field(default=None, description="largest allowed value (int, float)")
 
     @model_validator(mode="after")
     def _check(self) -> ParamSpec:
@@ -46,6 +48,10 @@ class ParamSpec(BaseModel):
             raise ValueError("an enum parameter needs 'values: [A, B, ...]'")
         if self.type != "enum" and self.values is not None:
             raise ValueError("'values' is only for parameters of type enum")
+        if self.type not in ("int", "float") and (self.min is not None or self.max is not None):
+            raise ValueError("'min' and 'max' are only for parameters of type int or float")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"'min' ({_num(self.min)}) is larger than 'max' ({_num(self.max)})")
         if self.required and not self.overridable and self.default is None:
             raise ValueError(
                 "a required parameter that tasks may not set can never have a value; "
@@ -61,6 +67,21 @@ class ParamSpec(BaseModel):
 
 def coerce(spec: ParamSpec, value: Any) -> Any:
     """`value` checked against `spec` and converted to its canonical Python form."""
+    typed = _typed(spec, value)
+    if spec.min is not None and typed < spec.min:
+        raise ParamError(f"{_num(typed)} is below the smallest allowed, {_num(spec.min)}")
+    if spec.max is not None and typed > spec.max:
+        raise ParamError(f"{_num(typed)} is above the largest allowed, {_num(spec.max)}")
+    return typed
+
+
+def _num(x: float) -> str:
+    """A bound or value as people write it: 4, not 4.0."""
+    return str(int(x)) if isinstance(x, float) and x.is_integer() and abs(x) < 1e15 else str(x)
+
+
+def _typed(spec: ParamSpec, value: Any) -> Any:
+    """`value` in its type's canonical form (bounds not checked)."""
     t = spec.type
     if value is None:
         raise ParamError(f"expected a {t} value, got nothing")
