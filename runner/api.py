@@ -303,7 +303,9 @@ def apply(
         commit = git_commit(bundle.base_dir)
         run_ids: dict[str, int] = {}
         for jp in work:
-            rid = start_run(state, jp, digest=bundle.digest, files=bundle.files, git_commit=commit)
+            # absolute: a run is retried (and its DAG drawn) from wherever one stands
+            files = [str(Path(f).resolve()) for f in bundle.files]
+            rid = start_run(state, jp, digest=bundle.digest, files=files, git_commit=commit)
             run_ids[jp.job.name] = rid
             if output == "json":
                 out.write(

@@ -226,7 +226,7 @@ class State:
 
     _RUN_COLUMNS = (
         "id, job, state, reason, started_at, ended_at, git_commit, pid, host, manifest_digest,"
-        " cancel_requested"
+        " manifest_files, cancel_requested"
     )
 
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:
@@ -494,6 +494,31 @@ class State:
             "SELECT task, idx, attempt, executor, handle FROM attempts"
             " WHERE run_id = ? AND state IN ('queued', 'running')",
             (run_id,),
+        )
+
+    def progress(self, run_ids: Sequence[int]) -> dict[int, tuple[int, int]]:
+        """run -> (instances done, instances) for each of `run_ids`."""
+        found = {rid: (0, 0) for rid in run_ids}
+        for start in range(0, len(run_ids), 500):
+            part = list(run_ids[start : start + 500])
+            marks = ", ".join("?" * len(part))
+            for rid, done, total in self.db.execute(
+                "SELECT run_id, SUM(state IN ('succeeded', 'skipped')), COUNT(*) FROM instances"
+                f" WHERE run_id IN ({marks}) GROUP BY run_id",
+                part,
+            ):
+                found[rid] = (done, total)
+        return found
+
+    def busy(self) -> list[dict[str, Any]]:
+        """What runs now, summed up: per run, task and executor, the attempts queued or
+        running in runs still marked running."""
+        return self._dicts(
+            "SELECT r.id AS run_id, r.job AS job, a.task AS task, a.executor AS executor,"
+            " SUM(a.state = 'running') AS running, SUM(a.state = 'queued') AS queued"
+            " FROM attempts a JOIN runs r ON r.id = a.run_id"
+            " WHERE r.state = 'running' AND a.state IN ('queued', 'running')"
+            " GROUP BY r.id, a.task, a.executor"
         )
 
     def attempt_note(self, run_id: int, task: str, idx: int, attempt: int, note: str) -> None:

@@ -212,7 +212,7 @@ def test_numbers_keep_within_their_bounds() -> None:
     with pytest.raises(ParamError, match="65 is above the largest allowed, 64"):
         coerce(threads, "65")
     scale = ParamSpec(type="float", min=0.5)
-    with pytest.raises(ParamError, match="0.25 is below the smallest allowed, 0.5"):
+    with pytest.raises(ParamError, match=r"0\.25 is below the smallest allowed, 0\.5"):
         coerce(scale, 0.25)
     with pytest.raises(ValueError, match="only for parameters of type int or float"):
         ParamSpec(type="string", max=3)

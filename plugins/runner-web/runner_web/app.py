@@ -1,4 +1,6 @@
-"""The dashboard: runs, a run's tasks and instances, an attempt's logs, cancel, behind a login.
+"""The dashboard, behind a login: runs, a run's tasks and instances, an attempt's logs;
+the Apps of the served manifests with a form to submit each; projects; clusters. A run can be
+cancelled, and one that did not succeed retried, from its page.
 
 Every page but the login page needs a session (a signed, HttpOnly, SameSite=Strict cookie;
 Secure when served over https); every POST needs the session's CSRF token. Logs are served
@@ -8,6 +10,8 @@ rendered by Jinja2 with autoescaping: a task name or a log line cannot inject ma
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import secrets
 from pathlib import Path
@@ -15,6 +19,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 from starlette.applications import Starlette
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware import Middleware
 from starlette.middleware.sessions import SessionMiddleware
 from starlette.requests import Request
@@ -27,9 +32,11 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
+from runner.api import shown_state
 from runner.errors import UserError
 from runner.state import State
 from runner_web.auth import check_password, users
+from runner_web.projects import Form, Projects, spawn_apply, submit
 
 __all__ = ["make_app"]
 
@@ -58,11 +65,13 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
 
-    def page(request: Request, name: str, **values: Any) -> HTMLResponse:
+    projects = Projects(manifests)
+
+    def page(request: Request, name: str, status: int = 200, **values: Any) -> HTMLResponse:
         html = templates.get_template(name).render(
             csrf=_csrf(request), user=request.session.get("user"), **values
         )
-        return HTMLResponse(html)
+        return HTMLResponse(html, status_code=status)
 
     def state() -> State:
         if not (state_dir / "state.db").exists():
@@ -94,9 +103,11 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
             return page(request, "runs.html", runs=[], progress={})
         try:
             found = s.runs(200)
-            progress = {r["id"]: _progress(s.instances(r["id"])) for r in found}
+            progress = s.progress([r["id"] for r in found])
         finally:
             s.close()
+        for r in found:
+            r["state"] = shown_state(r)
         return page(request, "runs.html", runs=found, progress=progress)
 
     async def run(request: Request) -> Response:
@@ -117,9 +128,11 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
         for i in instances:
             by_task.setdefault(i["task"], []).append(i)
         states = {t["task"]: t["state"] for t in tasks}
+        r["state"] = shown_state(r)
         return page(request, "run.html", run=r, tasks=tasks, by_task=by_task,
                     progress=_progress(instances),
-                    dag=_dag(_edges(manifests, r["job"]), states))  # fmt: skip
+                    dag=_dag(_edges(projects, r), states),
+                    retry=r["state"] in RETRYABLE)  # fmt: skip
 
     async def progress(request: Request) -> Response:
         """What the run page polls for: the run's, tasks' and instances' states."""
@@ -202,6 +215,94 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
             return PlainTextResponse(str(e), status_code=400)
         return RedirectResponse(f"/runs/{run_id}", status_code=303)
 
+    async def retry(request: Request) -> Response:
+        """Apply the run's manifests again for its job: what did not succeed runs again."""
+        run_id = int(request.path_params["run_id"])
+        try:
+            s = state()
+        except UserError:
+            return PlainTextResponse("no such run", status_code=404)
+        try:
+            r = s.run(run_id)
+        finally:
+            s.close()
+        if r is None:
+            return PlainTextResponse("no such run", status_code=404)
+        if shown_state(r) not in RETRYABLE:
+            return PlainTextResponse(
+                f"run {run_id} {shown_state(r)}; only a run that failed, was cancelled or was "
+                "interrupted can be retried", status_code=409)  # fmt: skip
+        files = json.loads(r["manifest_files"] or "[]")
+        if not files or not all(Path(f).is_file() for f in files):
+            return PlainTextResponse(
+                f"the manifests of run {run_id} are gone: {', '.join(files)}", status_code=409
+            )
+        proc, log = spawn_apply(files, r["job"], state_dir, Path(files[0]).parent)
+        found, said = await _started(r["job"], run_id, proc, log)
+        if found is None:
+            return PlainTextResponse(said or "the retry did not start", status_code=409)
+        return RedirectResponse(f"/runs/{found}", status_code=303)
+
+    async def _started(job: str, after: int, proc: Any, log: Path) -> tuple[int | None, str | None]:
+        """The run `runner apply` started for `job` (newer than run `after`), or what it said
+        when it ended without starting one."""
+        deadline = asyncio.get_running_loop().time() + 30
+        while asyncio.get_running_loop().time() < deadline:
+            ended = proc.poll()
+            if (state_dir / "state.db").exists():
+                s = State(state_dir, create=False)
+                try:
+                    newer = [x["id"] for x in s.runs(50) if x["job"] == job and x["id"] > after]
+                finally:
+                    s.close()
+                if newer:
+                    return min(newer), None
+            if ended is not None:
+                return None, log.read_text(errors="replace").strip()
+            await asyncio.sleep(0.1)
+        return None, f"runner apply did not start a run within 30 s; see {log}"
+
+    async def apps(request: Request) -> Response:
+        found = await run_in_threadpool(projects.all)
+        return page(request, "apps.html", projects=found)
+
+    async def projects_page(request: Request) -> Response:
+        found = await run_in_threadpool(projects.all)
+        return page(request, "projects.html", projects=found, root=manifests)
+
+    def form_for(project_id: str, app_name: str) -> Form | None:
+        project = projects.get(project_id)
+        if project is None or project.bundle is None:
+            return None
+        app = project.bundle.apps.get(app_name)
+        return Form(project, app) if app is not None else None
+
+    async def submit_form(request: Request) -> Response:
+        q = request.query_params
+        form = await run_in_threadpool(form_for, q.get("project", ""), q.get("app", ""))
+        if form is None:
+            return PlainTextResponse("no such App in a project", status_code=404)
+        return page(request, "submit.html", form=form)
+
+    async def submit_post(request: Request) -> Response:
+        values = {k: str(v) for k, v in (await request.form()).items()}
+        form = await run_in_threadpool(form_for, values.get("project", ""), values.get("app", ""))
+        if form is None:
+            return PlainTextResponse("no such App in a project", status_code=404)
+        form.fill(values)
+        job, _, files = await run_in_threadpool(submit, form, str(request.session["user"]))
+        if job is None:
+            return page(request, "submit.html", status=422, form=form)
+        proc, log = spawn_apply(files, job, state_dir, form.project.path)
+        found, said = await _started(job, 0, proc, log)
+        if found is None:
+            form.errors.append(said or "runner apply ended without starting a run")
+            return page(request, "submit.html", status=422, form=form)
+        return RedirectResponse(f"/runs/{found}", status_code=303)
+
+    async def clusters(request: Request) -> Response:
+        return page(request, "clusters.html", **await run_in_threadpool(_clusters, projects, state))
+
     async def live_js(request: Request) -> Response:
         text = (Path(__file__).parent / "static" / "live.js").read_text()
         return Response(text, media_type="text/javascript")
@@ -217,6 +318,12 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
         Route("/runs/{run_id:int}/logs/{task}/{idx:int}", logs, methods=["GET"]),
         Route("/runs/{run_id:int}/log/{task}/{idx:int}", log_page, methods=["GET"]),
         Route("/runs/{run_id:int}/cancel", cancel, methods=["POST"]),
+        Route("/runs/{run_id:int}/retry", retry, methods=["POST"]),
+        Route("/apps", apps, methods=["GET"]),
+        Route("/projects", projects_page, methods=["GET"]),
+        Route("/submit", submit_form, methods=["GET"]),
+        Route("/submit", submit_post, methods=["POST"]),
+        Route("/clusters", clusters, methods=["GET"]),
     ]
     app = Starlette(routes=routes, middleware=[
         Middleware(SessionMiddleware, secret_key=_secret(state_dir), session_cookie="runner",
@@ -226,20 +333,77 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
     return app
 
 
-def _edges(manifests: Path | None, job: str) -> dict[str, list[str]]:
-    """task -> the tasks it depends on, from the manifests served (empty if unreadable)."""
-    if manifests is None:
-        return {}
-    from runner.manifest.loader import load
+RETRYABLE = ("failed", "cancelled", "interrupted")
 
+
+def _run_job(projects: Projects, run: dict[str, Any]) -> Any:
+    """The job of `run` as its manifest files say now (None if they no longer load)."""
+    files = [f for f in json.loads(run.get("manifest_files") or "[]") if Path(f).is_file()]
+    bundle = projects.load(files)[0] if files else None
+    return bundle.jobs.get(run["job"]) if bundle is not None else None
+
+
+def _edges(projects: Projects, run: dict[str, Any]) -> dict[str, list[str]]:
+    """task -> the tasks it depends on (empty if the manifests are unreadable)."""
+    job = _run_job(projects, run)
+    return {name: list(t.depends_on) for name, t in job.tasks.items()} if job else {}
+
+
+def _clusters(projects: Projects, state: Any) -> dict[str, Any]:
+    """Every Cluster document of the served manifests with its executor, slots and what
+    runs on it now; each SGE or Slurm cluster's hosts as its scheduler reports them."""
+    from runner.engine import load_executor
+
+    rows: dict[tuple[str, str], dict[str, Any]] = {}
+    for folder in projects.folders():
+        for f in sorted(folder.iterdir()):
+            if not (f.name.endswith((".yaml", ".yml")) and f.is_file()):
+                continue
+            bundle = projects.load([str(f)])[0]  # one file at a time: names may repeat
+            for c in bundle.clusters.values() if bundle else ():
+                row = rows.setdefault((c.name, c.executor), {
+                    "name": c.name, "executor": c.executor, "queue": c.queue,
+                    "slots": c.slots or (os.cpu_count() if c.executor == "local" else None),
+                    "files": [], "running": 0, "queued": 0, "hosts": None, "cluster": c,
+                })  # fmt: skip
+                row["files"].append(str(f.relative_to(projects.root or folder)))
     try:
-        bundle = load([str(manifests)])
+        s = state()
     except UserError:
-        return {}
-    found = bundle.jobs.get(job)
-    if found is None:
-        return {}
-    return {name: list(t.depends_on) for name, t in found.tasks.items()}
+        busy, runs = [], {}
+    else:
+        try:
+            busy = s.busy()
+            runs = {b["run_id"]: s.run(b["run_id"]) for b in busy}
+        finally:
+            s.close()
+    unknown = 0
+    for b in busy:
+        job = _run_job(projects, runs[b["run_id"]]) if runs.get(b["run_id"]) else None
+        task = job.tasks.get(b["task"]) if job else None
+        row: dict[str, Any] | None = rows.get((task.cluster.name, b["executor"])) if task else None
+        if row is None and task is not None:  # the automatic cluster of a task naming none
+            row = rows.setdefault((task.cluster.name, b["executor"]), {
+                "name": task.cluster.name, "executor": b["executor"], "queue": None,
+                "slots": task.cluster.slots or os.cpu_count(), "files": [], "running": 0,
+                "queued": 0, "hosts": None, "cluster": task.cluster,
+            })  # fmt: skip
+        if row is None:
+            unknown += b["running"] + b["queued"]
+            continue
+        row["running"] += b["running"]
+        row["queued"] += b["queued"]
+    seen: set[str] = set()
+    for row in rows.values():
+        if row["executor"] in ("sge", "slurm") and row["executor"] not in seen:
+            seen.add(row["executor"])  # one view of a scheduler's hosts is enough
+            try:
+                executor: Any = load_executor(row["cluster"])  # sge and slurm have it
+                row["hosts"] = executor.cluster_status()
+            except Exception as e:  # a scheduler that does not answer is news, not a crash
+                row["hosts"] = f"{row['executor']} did not answer: {e}"
+    return {"clusters": sorted(rows.values(), key=lambda r: (r["name"], r["executor"])),
+            "unknown": unknown}  # fmt: skip
 
 
 def _dag(edges: dict[str, list[str]], states: dict[str, str]) -> dict[str, Any]:
@@ -256,7 +420,7 @@ def _dag(edges: dict[str, list[str]], states: dict[str, str]) -> dict[str, Any]:
         return depth[name]
 
     rows: dict[int, int] = {}
-    boxes = {}
+    boxes: dict[str, dict[str, Any]] = {}
     for name in sorted(edges, key=lambda n: (level(n), n)):
         col = level(name)
         row = rows.get(col, 0)
@@ -317,7 +481,7 @@ class _Guard:
             if token is None:
                 from urllib.parse import parse_qs
 
-                token = (parse_qs(body.decode(errors="replace")).get("csrf") or [None])[0]
+                token = (parse_qs(body.decode(errors="replace")).get("csrf") or [""])[0]
             expected = request.session.get("csrf")
             if not expected or not token or not secrets.compare_digest(token, expected):
                 await PlainTextResponse("bad or missing CSRF token", status_code=403)(

@@ -60,12 +60,31 @@ def logged_in(state: Path) -> tuple[TestClient, str]:
     return c, csrf_of(c.get("/").text)
 
 
+def routes(state: Path, method: str) -> list[str]:
+    """Every path of the app served for `method`, with 1, t and 0 for its parameters."""
+    found = []
+    for route in make_app(state).routes:
+        if method in (getattr(route, "methods", None) or ()):
+            path = route.path
+            found.append(
+                re.sub(r"\{(\w+)(:\w+)?\}", lambda m: "t" if m.group(1) == "task" else "1", path)
+            )
+    assert found
+    return found
+
+
 def test_every_page_but_login_needs_a_session(made: Path) -> None:
     c = client(made)
-    for path in ("/", "/runs/1", "/runs/1/logs/t/0"):
-        r = c.get(path)
-        assert r.status_code == 303 and r.headers["location"] == "/login"
-    assert c.post("/runs/1/cancel").status_code == 401
+    gets = routes(made, "GET")
+    assert {"/", "/runs/1", "/runs/1/logs/t/1", "/apps", "/projects", "/clusters",
+            "/submit"} <= set(gets)  # fmt: skip
+    for path in gets:
+        if path != "/login":
+            r = c.get(path)
+            assert r.status_code == 303 and r.headers["location"] == "/login", path
+    for path in routes(made, "POST"):
+        if path != "/login":
+            assert c.post(path, data={"csrf": "x"}).status_code == 401, path
     assert c.get("/login").status_code == 200
 
 
@@ -80,11 +99,16 @@ def test_a_wrong_password_or_a_missing_csrf_token_gets_nowhere(made: Path) -> No
 
 def test_mutating_calls_need_the_sessions_csrf_token(made: Path) -> None:
     c, token = logged_in(made)
-    assert c.post("/runs/1/cancel").status_code == 403
-    assert c.post("/runs/1/cancel", data={"csrf": "forged"}).status_code == 403
-    assert c.post("/logout", data={"csrf": "forged"}).status_code == 403
     other, _ = logged_in(made)  # another session's token is not this one's
-    assert other.post("/runs/1/cancel", data={"csrf": token}).status_code == 403
+    posts = routes(made, "POST")
+    assert {"/runs/1/cancel", "/runs/1/retry", "/submit", "/logout"} <= set(posts)
+    for path in posts:
+        if path == "/login":
+            continue
+        assert c.post(path).status_code == 403, path
+        assert c.post(path, data={"csrf": "forged"}).status_code == 403, path
+        assert c.post(path, headers={"x-csrf-token": "forged"}).status_code == 403, path
+        assert other.post(path, data={"csrf": token}).status_code == 403, path
     done = c.post("/runs/1/cancel", data={"csrf": token})  # the run ended: says so, 400
     assert done.status_code in (303, 400)
 
