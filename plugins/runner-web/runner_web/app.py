@@ -381,18 +381,18 @@ def _clusters(projects: Projects, state: Any) -> dict[str, Any]:
     for b in busy:
         job = _run_job(projects, runs[b["run_id"]]) if runs.get(b["run_id"]) else None
         task = job.tasks.get(b["task"]) if job else None
-        row: dict[str, Any] | None = rows.get((task.cluster.name, b["executor"])) if task else None
-        if row is None and task is not None:  # the automatic cluster of a task naming none
-            row = rows.setdefault((task.cluster.name, b["executor"]), {
+        at = rows.get((task.cluster.name, b["executor"])) if task else None
+        if at is None and task is not None:  # the automatic cluster of a task naming none
+            at = rows.setdefault((task.cluster.name, b["executor"]), {
                 "name": task.cluster.name, "executor": b["executor"], "queue": None,
                 "slots": task.cluster.slots or os.cpu_count(), "files": [], "running": 0,
                 "queued": 0, "hosts": None, "cluster": task.cluster,
             })  # fmt: skip
-        if row is None:
+        if at is None:
             unknown += b["running"] + b["queued"]
             continue
-        row["running"] += b["running"]
-        row["queued"] += b["queued"]
+        at["running"] += b["running"]
+        at["queued"] += b["queued"]
     seen: set[str] = set()
     for row in rows.values():
         if row["executor"] in ("sge", "slurm") and row["executor"] not in seen:
