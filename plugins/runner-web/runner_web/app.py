@@ -124,13 +124,30 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
             instances = s.instances(run_id)
         finally:
             s.close()
+        q = request.query_params
+        only = q.get("state") or None
+        try:
+            page_no = max(0, int(q.get("page", "0")))
+        except ValueError:
+            page_no = 0
         by_task: dict[str, list[dict[str, Any]]] = {}
+        counts: dict[str, dict[str, int]] = {}
         for i in instances:
-            by_task.setdefault(i["task"], []).append(i)
+            c = counts.setdefault(i["task"], {})
+            c[i["state"]] = c.get(i["state"], 0) + 1
+            if only is None or i["state"] == only:
+                by_task.setdefault(i["task"], []).append(i)
+        pages = {}
+        for t in tasks:  # a page of instances per task: 10,000 rows help nobody
+            rows = by_task.get(t["task"], [])
+            start = page_no * PAGE if q.get("task") == t["task"] else 0
+            start = min(start, max(0, (len(rows) - 1) // PAGE * PAGE))
+            pages[t["task"]] = {"rows": rows[start : start + PAGE], "start": start,
+                                "total": len(rows), "page": start // PAGE}  # fmt: skip
         states = {t["task"]: t["state"] for t in tasks}
         r["state"] = shown_state(r)
-        return page(request, "run.html", run=r, tasks=tasks, by_task=by_task,
-                    progress=_progress(instances),
+        return page(request, "run.html", run=r, tasks=tasks, pages=pages, counts=counts,
+                    only=only, per_page=PAGE, progress=_progress(instances),
                     dag=_dag(_edges(projects, r), states),
                     retry=r["state"] in RETRYABLE)  # fmt: skip
 
@@ -150,9 +167,14 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
         finally:
             s.close()
         done, total = _progress(instances)
+        counts: dict[str, dict[str, int]] = {}
+        for i in instances:
+            c = counts.setdefault(i["task"], {})
+            c[i["state"]] = c.get(i["state"], 0) + 1
         return JSONResponse({
-            "state": r["state"], "done": done, "total": total,
+            "state": shown_state(r), "done": done, "total": total,
             "tasks": {t["task"]: t["state"] for t in tasks},
+            "counts": counts,
             "instances": {f"{i['task']}/{i['idx']}": i["state"] for i in instances},
         })  # fmt: skip
 
@@ -334,6 +356,7 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
 
 
 RETRYABLE = ("failed", "cancelled", "interrupted")
+PAGE = 500  # instances listed per task on a run page
 
 
 def _run_job(projects: Projects, run: dict[str, Any]) -> Any:

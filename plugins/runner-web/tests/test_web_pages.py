@@ -128,3 +128,31 @@ def test_a_log_is_tailed_from_an_offset_and_downloaded(served: TestClient) -> No
     page = c.get("/runs/1/log/total/0?stream=out").text
     assert 'data-tail="/runs/1/logs/total/0?stream=out"' in page
     assert c.get("/runs/1/logs/total/0?offset=x").status_code == 400
+
+
+def test_a_big_task_is_listed_a_page_at_a_time_with_its_counts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "big.yaml").write_text(
+        "apiVersion: runner/v1\nkind: Job\nmetadata: {name: big}\nspec:\n  tasks:\n"
+        "    many: {instances: 1200, command: 'test $RUNNER_INSTANCE_ID != 7'}\n"
+    )
+    r = subprocess.run([sys.executable, "-m", "runner", "apply", "big.yaml"], cwd=tmp_path,
+                       capture_output=True, text=True)  # fmt: skip
+    assert r.returncode == 1, r.stdout + r.stderr
+    monkeypatch.setenv("RUNNER_WEB_PASSWORD", PASSWORD)
+    ensure_admin(tmp_path / ".runner")
+    c = TestClient(make_app(tmp_path / ".runner", manifests=tmp_path), follow_redirects=False)
+    _login(c)
+    page = c.get("/runs/1").text
+    assert ">1 failed</a> · " in page and ">1199 succeeded</a>" in page
+    assert "instances 1–500 of 1200" in page and page.count("data-instance=") == 500
+    assert 'href="/runs/1?task=many&amp;page=1">later' in page
+    last = c.get("/runs/1?task=many&page=2").text
+    assert "instances 1001–1200 of 1200" in last and last.count("data-instance=") == 200
+    assert 'data-instance="many/1199"' in last and "later ›" not in last
+    failed = c.get("/runs/1?state=failed").text
+    assert failed.count("data-instance=") == 1 and 'data-instance="many/7"' in failed
+    assert "retry what did not succeed" in failed
+    counts = c.get("/runs/1/progress.json").json()["counts"]
+    assert counts == {"many": {"failed": 1, "succeeded": 1199}}

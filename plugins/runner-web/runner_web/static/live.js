@@ -23,6 +23,20 @@
       const s = data.tasks[el.getAttribute("data-task")];
       if (s) set(el, s);
     });
+    document.querySelectorAll("[data-counts]").forEach((el) => {
+      const counts = data.counts[el.getAttribute("data-counts")] || {};
+      const states = Object.keys(counts).sort();
+      const total = states.reduce((n, s) => n + counts[s], 0);
+      el.textContent = `${total} instance(s): `;
+      states.forEach((s, k) => {
+        const a = document.createElement("a");
+        a.href = `/runs/${run}?state=${encodeURIComponent(s)}`;
+        a.className = s;
+        a.textContent = `${counts[s]} ${s}`;
+        if (k) el.appendChild(document.createTextNode(" · "));
+        el.appendChild(a);
+      });
+    });
     document.querySelectorAll("[data-instance]").forEach((el) => {
       const s = data.instances[el.getAttribute("data-instance")];
       if (s) set(el, s);
