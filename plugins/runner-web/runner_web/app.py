@@ -40,7 +40,7 @@ from runner_web.projects import Form, Projects, spawn_apply, submit
 
 __all__ = ["make_app"]
 
-PUBLIC = {"/login"}
+PUBLIC = {"/login", "/favicon.ico", "/static/style.css", "/static/live.js"}  # nothing secret
 _LOG_CHUNK = 1 << 20  # a log is read a megabyte at a time; a live tail asks for the rest
 
 
@@ -325,9 +325,12 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
     async def clusters(request: Request) -> Response:
         return page(request, "clusters.html", **await run_in_threadpool(_clusters, projects, state))
 
-    async def live_js(request: Request) -> Response:
-        text = (Path(__file__).parent / "static" / "live.js").read_text()
-        return Response(text, media_type="text/javascript")
+    async def static(request: Request) -> Response:
+        name = request.path_params["name"]
+        if name not in STATIC:
+            return PlainTextResponse("not found", status_code=404)
+        text = (Path(__file__).parent / "static" / name).read_text()
+        return Response(text, media_type=STATIC[name])
 
     routes = [
         Route("/login", login_form, methods=["GET"]),
@@ -336,7 +339,8 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
         Route("/", runs, methods=["GET"]),
         Route("/runs/{run_id:int}", run, methods=["GET"]),
         Route("/runs/{run_id:int}/progress.json", progress, methods=["GET"]),
-        Route("/static/live.js", live_js, methods=["GET"]),
+        Route("/static/{name}", static, methods=["GET"]),
+        Route("/favicon.ico", lambda request: Response(status_code=204), methods=["GET"]),
         Route("/runs/{run_id:int}/logs/{task}/{idx:int}", logs, methods=["GET"]),
         Route("/runs/{run_id:int}/log/{task}/{idx:int}", log_page, methods=["GET"]),
         Route("/runs/{run_id:int}/cancel", cancel, methods=["POST"]),
@@ -357,6 +361,7 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
 
 RETRYABLE = ("failed", "cancelled", "interrupted")
 PAGE = 500  # instances listed per task on a run page
+STATIC = {"live.js": "text/javascript", "style.css": "text/css"}
 
 
 def _run_job(projects: Projects, run: dict[str, Any]) -> Any:

@@ -140,10 +140,11 @@ class Field:
     description: str = ""
     required: bool = False
     options: list[str] = field(default_factory=list)
-    min: float | None = None
-    max: float | None = None
+    min: str | None = None
+    max: str | None = None
     step: str | None = None
     placeholder: str = ""
+    blank: bool = False  # a select offers "(default)": the parameter may be left out
     errors: list[str] = field(default_factory=list)
 
 
@@ -163,12 +164,12 @@ class Form:
                       p.required and p.default is None)  # fmt: skip
             if not p.overridable:
                 f.widget, f.required = "readonly", False
-            elif p.type == "enum":
-                f.widget, f.options = "select", list(p.values or [])
-            elif p.type == "bool":
-                f.widget, f.options = "select", ["true", "false"]
+            elif p.type in ("enum", "bool"):
+                f.widget = "select"
+                f.options = list(p.values or []) if p.type == "enum" else ["true", "false"]
+                f.blank = p.default is None and not p.required
             elif p.type in ("int", "float"):
-                f.widget, f.min, f.max = "number", p.min, p.max
+                f.widget, f.min, f.max = "number", _bound(p.min), _bound(p.max)
                 f.step = "1" if p.type == "int" else "any"
             elif p.type == "frames":
                 f.placeholder = "1-10, 1,3,5-10"
@@ -192,7 +193,7 @@ class Form:
                                  options=["", *clusters]))  # fmt: skip
         self.fields.append(Field("instances", "instances", "number", str(spec.instances or 1),
                                  "how many instances run in parallel", required=True,
-                                 min=1, max=100_000, step="1"))  # fmt: skip
+                                 min="1", max="100000", step="1"))  # fmt: skip
 
     def field(self, name: str) -> Field | None:
         return next((f for f in self.fields if f.name == name), None)
@@ -263,6 +264,13 @@ class Form:
         for f in self.fields:  # what the browser would have refused, if it had been asked
             if f.required and f.value == "" and not f.errors:
                 f.errors.append(f"{f.label} is required")
+
+
+def _bound(x: float | None) -> str | None:
+    """A bound as people write it: 4, not 4.0."""
+    if x is None:
+        return None
+    return str(int(x)) if float(x).is_integer() else str(x)
 
 
 def _text(value: Any) -> str:

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from runner_web import make_app
+from runner_web.app import PUBLIC
 from runner_web.auth import ensure_admin
 from starlette.testclient import TestClient
 
@@ -79,13 +80,15 @@ def test_every_page_but_login_needs_a_session(made: Path) -> None:
     assert {"/", "/runs/1", "/runs/1/logs/t/1", "/apps", "/projects", "/clusters",
             "/submit"} <= set(gets)  # fmt: skip
     for path in gets:
-        if path != "/login":
+        if path not in PUBLIC:
             r = c.get(path)
             assert r.status_code == 303 and r.headers["location"] == "/login", path
     for path in routes(made, "POST"):
         if path != "/login":
             assert c.post(path, data={"csrf": "x"}).status_code == 401, path
     assert c.get("/login").status_code == 200
+    assert PUBLIC == {"/login", "/favicon.ico", "/static/style.css", "/static/live.js"}
+    assert c.get("/static/../state.db").status_code in (303, 404)
 
 
 def test_a_wrong_password_or_a_missing_csrf_token_gets_nowhere(made: Path) -> None:

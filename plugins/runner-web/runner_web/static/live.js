@@ -42,6 +42,7 @@
       if (s) set(el, s);
     });
     if (data.state === "running") setTimeout(tick, 2000);
+    else document.querySelectorAll("[data-while-running]").forEach((el) => el.remove());
   }
   setTimeout(tick, 2000);
 })();
