@@ -55,11 +55,18 @@ class Project:
                                     ("output", task.sinks or task.outputs)):  # fmt: skip
                     for name, where in table.items():
                         found.append({"job": job.name, "task": task.name, "what": kind,
-                                      "name": name, "where": where})  # fmt: skip
+                                      "name": name, "where": self._short(where)})  # fmt: skip
                 if task.logs:
                     found.append({"job": job.name, "task": task.name, "what": "logs",
-                                  "name": "", "where": task.logs})  # fmt: skip
+                                  "name": "", "where": self._short(task.logs)})  # fmt: skip
         return found
+
+    def _short(self, where: str) -> str:
+        """A path inside the project relative to it (as manifests write it); others as is."""
+        if "://" in where:
+            return where
+        path = Path(where)
+        return str(path.relative_to(self.path)) if path.is_relative_to(self.path) else where
 
 
 class Projects:

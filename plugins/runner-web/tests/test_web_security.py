@@ -87,7 +87,7 @@ def test_every_page_but_login_needs_a_session(made: Path) -> None:
         if path != "/login":
             assert c.post(path, data={"csrf": "x"}).status_code == 401, path
     assert c.get("/login").status_code == 200
-    assert PUBLIC == {"/login", "/favicon.ico", "/static/style.css", "/static/live.js"}
+    assert {"/login", "/favicon.ico", "/static/style.css", "/static/live.js"} == PUBLIC
     assert c.get("/static/../state.db").status_code in (303, 404)
 
 

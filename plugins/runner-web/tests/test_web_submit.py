@@ -61,6 +61,9 @@ spec:
       inputs: {scene: oss://studio/scenes/shot-1/}
       outputs: {frames: oss://studio/renders/shot-1/}
       logs: oss://studio/logs/
+    summary:
+      command: echo done > $<report>/summary.txt
+      outputs: {report: out/summary}
 """
 
 
@@ -243,6 +246,7 @@ def test_projects_show_where_data_comes_from_and_goes(studio: tuple[TestClient, 
     for where in ("oss://studio/scenes/shot-1/", "oss://studio/renders/shot-1/",
                   "oss://studio/logs/"):  # fmt: skip
         assert f"<code>{where}</code>" in page
+    assert "<code>out/summary</code>" in page  # a folder of the project, as the manifest says
     assert "<h2>broken</h2>" in page and "b.yaml:1" in page  # its problem, with its place
     assert "2 app(s), 1 cluster(s), 1 job(s)" in page
 
