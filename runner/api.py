@@ -449,6 +449,20 @@ async def _run_with_signals(engine: Engine) -> Outcome:
             loop.remove_signal_handler(sig)
 
 
+def when(ts: float | None) -> str:
+    """A moment as people read it (local time), or '-'."""
+    from datetime import datetime
+
+    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
+
+
+def took(start: float | None, end: float | None) -> str:
+    """How long from `start` to `end` (to now while it goes on), or '-'."""
+    import time
+
+    return "-" if start is None else f"{(end or time.time()) - start:.1f}s"
+
+
 def _is_runner(pid: int) -> bool:
     try:
         cmd = Path(f"/proc/{pid}/cmdline").read_bytes()

@@ -10,7 +10,6 @@ from __future__ import annotations
 import json
 import sys
 import time
-from datetime import datetime
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
@@ -191,16 +190,6 @@ def schema(
     print(f"wrote {out}")
 
 
-def _when(ts: float | None) -> str:
-    return datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M:%S") if ts else "-"
-
-
-def _dur(a: float | None, b: float | None) -> str:
-    if a is None:
-        return "-"
-    return f"{(b or time.time()) - a:.1f}s"
-
-
 @app.command()
 def runs(
     state_dir: StateDir = None,
@@ -208,7 +197,7 @@ def runs(
     limit: Annotated[int, typer.Option(help="how many")] = 20,
 ) -> None:
     """List recent runs."""
-    from runner.api import open_state, shown_state
+    from runner.api import open_state, shown_state, took, when
 
     state = open_state(_state_dir(state_dir))
     rows = state.runs(limit)
@@ -222,9 +211,10 @@ def runs(
         print("no runs yet")
     for r in rows:
         commit = f" git {r['git_commit'][:12]}" if r["git_commit"] else ""
+        commit += f" by {r['user']}" if r["user"] else ""
         print(
-            f"{r['id']:>5}  {r['job']:<20} {r['state']:<12} {_when(r['started_at'])}  "
-            f"{_dur(r['started_at'], r['ended_at']):>8}{commit}"
+            f"{r['id']:>5}  {r['job']:<20} {r['state']:<12} {when(r['started_at'])}  "
+            f"{took(r['started_at'], r['ended_at']):>8}{commit}"
         )
 
 
@@ -235,7 +225,7 @@ def status(
     output: OutputOpt = Output.text,
 ) -> None:
     """Tasks and instances of a run, with state and reason."""
-    from runner.api import open_state, shown_state
+    from runner.api import open_state, shown_state, took, when
 
     state = open_state(_state_dir(state_dir))
     try:
@@ -261,7 +251,7 @@ def status(
     print(
         f"run {r['id']}: job {r['job']} {r['state']}"
         + (f" ({r['reason']})" if r["reason"] else "")
-        + f", started {_when(r['started_at'])}, {_dur(r['started_at'], r['ended_at'])}"
+        + f", started {when(r['started_at'])}, {took(r['started_at'], r['ended_at'])}"
     )
     by_task: dict[str, list[dict[str, Any]]] = {}
     for i in instances:

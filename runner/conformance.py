@@ -14,7 +14,7 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
-from runner.contracts import Executor, LaunchSpec, Status
+from runner.contracts import SECRET_ENV, Executor, LaunchSpec, Status
 
 __all__ = ["ExecutorConformance"]
 
@@ -139,6 +139,28 @@ class ExecutorConformance:
         assert all((s.state, s.exit_code) == ("exited", 0) for s in self._run(body).values())
         assert (tmp_path / "tricky.out").read_text() == "".join(f"[{t}]" for t in tricky)
         assert (tmp_path / "tricky-env.out").read_text() == "$x 'y' \"z\" `w` ;|&"
+
+    def test_the_runners_storage_secrets_do_not_reach_instances(
+        self, tmp_path: Path, monkeypatch: Any
+    ) -> None:
+        """An instance's command could print its environment into its log: the runner's OSS
+        secret and session token are not in it (what its task's env sets is)."""
+        for name in SECRET_ENV:
+            monkeypatch.setenv(name, "runner-secret-value")
+        monkeypatch.setenv("OSS_ACCESS_KEY_ID", "runner-key-id")
+        spec = self._spec(tmp_path, "secrets", ["sh", "-c", "env"])
+        given = self._spec(tmp_path, "given", ["sh", "-c", 'printf %s "$OSS_SESSION_TOKEN"'],
+                           OSS_SESSION_TOKEN="the task's own")  # fmt: skip
+
+        async def body(ex: Executor) -> dict[str, Status]:
+            handles = [await ex.submit(spec=s) for s in (spec, given)]
+            return await self._until_done(ex, handles)
+
+        assert all((s.state, s.exit_code) == ("exited", 0) for s in self._run(body).values())
+        seen = (tmp_path / "secrets.out").read_text()
+        assert "OSS_ACCESS_KEY_ID=runner-key-id" in seen  # the rest of the environment is there
+        assert "runner-secret-value" not in seen
+        assert (tmp_path / "given.out").read_text() == "the task's own"
 
     def test_every_exit_code_and_signal_comes_back(self, tmp_path: Path) -> None:
         """Codes a scheduler treats specially (SGE: 99 requeues, 100 holds in error) are

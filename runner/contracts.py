@@ -16,6 +16,7 @@ from runner.manifest.loader import Cluster, Task
 from runner.manifest.template import render
 
 __all__ = [
+    "SECRET_ENV",
     "Cluster",
     "Executor",
     "InstanceSpec",
@@ -25,6 +26,11 @@ __all__ = [
     "Task",
     "command_argv",
 ]
+
+
+# The runner's storage secrets (see `runner oss`): the runner stages data with them; an
+# executor never passes them on to an instance, whose command could print them to its log.
+SECRET_ENV = frozenset({"OSS_ACCESS_KEY_SECRET", "OSS_SESSION_TOKEN"})
 
 
 @dataclass(frozen=True)

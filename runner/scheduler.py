@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from runner.contracts import Cluster, LaunchSpec, Status
+from runner.contracts import SECRET_ENV, Cluster, LaunchSpec, Status
 from runner.errors import UserError
 
 __all__ = ["BatchSchedulerExecutor", "QueueEntry", "SchedulerError"]
@@ -231,6 +231,8 @@ class BatchSchedulerExecutor:
             "#!/bin/bash",
             f"# written by runner: array job {batch.name}; array task i runs attempt i below",
             f'i="${{{self.index_variable()}:-}}"',
+            # submitted with the runner's environment, less its storage secrets
+            f"unset {' '.join(sorted(SECRET_ENV))}",
             f"d={q(str(batch.folder))}",
             "# a signal to the job is the scheduler stopping it (qdel, scancel, a limit): say so",
             "stopped=",
@@ -242,7 +244,8 @@ class BatchSchedulerExecutor:
         common = set(batch.specs[0].env.items())
         for spec in batch.specs[1:]:
             common &= set(spec.env.items())
-        lines[4:4] = [f"export {q(f'{k}={v}')}" for k, v in sorted(common)]
+        at = lines.index(f"d={q(str(batch.folder))}")  # after the unset: a task may set them
+        lines[at:at] = [f"export {q(f'{k}={v}')}" for k, v in sorted(common)]
         for n, spec in enumerate(batch.specs, start=self.first_index):
             own = [(k, v) for k, v in spec.env.items() if (k, v) not in common]
             body = " && ".join(

@@ -37,7 +37,8 @@ CREATE TABLE IF NOT EXISTS runs (
     git_commit TEXT,
     pid INTEGER,
     host TEXT,
-    cancel_requested INTEGER NOT NULL DEFAULT 0
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    user TEXT
 );
 CREATE INDEX IF NOT EXISTS runs_job ON runs (job, id);
 CREATE TABLE IF NOT EXISTS tasks (
@@ -101,6 +102,16 @@ CREATE TABLE IF NOT EXISTS current (
 """
 
 
+def _who() -> str | None:
+    """Who starts a run: $RUNNER_USER (the dashboard sets it to its user), else the login."""
+    import getpass
+
+    try:
+        return os.environ.get("RUNNER_USER") or getpass.getuser()
+    except (OSError, KeyError):
+        return None
+
+
 @dataclass(frozen=True)
 class Adoption:
     """An attempt an interrupted run left with a scheduler that can be followed by handle:
@@ -147,6 +158,9 @@ class State:
         self.db.execute("PRAGMA synchronous=NORMAL")
         self.db.execute("PRAGMA foreign_keys=OFF")
         self.db.executescript(_SCHEMA)  # idempotent, and executescript commits by itself
+        columns = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
+        if "user" not in columns:  # a state store from before runs recorded who started them
+            self.db.execute("ALTER TABLE runs ADD COLUMN user TEXT")
         with self.transaction():
             self.db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)
@@ -196,7 +210,7 @@ class State:
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT INTO runs (job, state, started_at, manifest_digest, manifest_files,"
-                " git_commit, pid, host) VALUES (?, 'running', ?, ?, ?, ?, ?, ?)",
+                " git_commit, pid, host, user) VALUES (?, 'running', ?, ?, ?, ?, ?, ?, ?)",
                 (
                     job,
                     time.time(),
@@ -205,6 +219,7 @@ class State:
                     git_commit,
                     os.getpid(),
                     socket.gethostname(),
+                    _who(),
                 ),
             )
             assert cur.lastrowid is not None
@@ -226,7 +241,7 @@ class State:
 
     _RUN_COLUMNS = (
         "id, job, state, reason, started_at, ended_at, git_commit, pid, host, manifest_digest,"
-        " manifest_files, cancel_requested"
+        " manifest_files, cancel_requested, user"
     )
 
     def runs(self, limit: int = 50) -> list[dict[str, Any]]:

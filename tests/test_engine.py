@@ -615,3 +615,28 @@ def test_an_output_folder_that_cannot_be_made_fails_the_task_not_the_runner(
     assert "blocker" in rows[0]["reason"]
     assert [r["state"] for r in instance_rows(h, "after")] == ["upstream_failed"]
     assert task_states(h)["writes"] == "failed"
+
+
+def test_runs_record_who_started_them_and_old_state_stores_gain_the_column(
+    tmp_path: Path, monkeypatch: Any
+) -> None:
+    import sqlite3
+
+    old = tmp_path / "old"
+    old.mkdir()
+    db = sqlite3.connect(old / "state.db")  # a store written before runs had a `user`
+    db.execute(
+        "CREATE TABLE runs (id INTEGER PRIMARY KEY AUTOINCREMENT, job TEXT NOT NULL,"
+        " state TEXT NOT NULL, reason TEXT, started_at REAL NOT NULL, ended_at REAL,"
+        " manifest_digest TEXT, manifest_files TEXT, git_commit TEXT, pid INTEGER, host TEXT,"
+        " cancel_requested INTEGER NOT NULL DEFAULT 0)"
+    )
+    db.execute("INSERT INTO runs (job, state, started_at) VALUES ('j', 'succeeded', 1.0)")
+    db.commit()
+    db.close()
+    s = State(old)
+    assert s.run(1)["user"] is None  # type: ignore[index]
+    monkeypatch.setenv("RUNNER_USER", "ana (web)")
+    rid = s.start_run(job="j", digest="d", files=[], git_commit=None)
+    assert s.run(rid)["user"] == "ana (web)"  # type: ignore[index]
+    s.close()

@@ -32,7 +32,7 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from runner.api import shown_state
+from runner.api import shown_state, took, when
 from runner.errors import UserError
 from runner.state import State
 from runner_web.auth import check_password, users
@@ -108,6 +108,7 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
             s.close()
         for r in found:
             r["state"] = shown_state(r)
+            r["started"], r["took"] = when(r["started_at"]), took(r["started_at"], r["ended_at"])
         return page(request, "runs.html", runs=found, progress=progress)
 
     async def run(request: Request) -> Response:
@@ -259,7 +260,8 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
             return PlainTextResponse(
                 f"the manifests of run {run_id} are gone: {', '.join(files)}", status_code=409
             )
-        proc, log = spawn_apply(files, r["job"], state_dir, Path(files[0]).parent)
+        proc, log = spawn_apply(files, r["job"], state_dir, Path(files[0]).parent,
+                                str(request.session["user"]))  # fmt: skip
         found, said = await _started(r["job"], run_id, proc, log)
         if found is None:
             return PlainTextResponse(said or "the retry did not start", status_code=409)
@@ -315,7 +317,8 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
         job, _, files = await run_in_threadpool(submit, form, str(request.session["user"]))
         if job is None:
             return page(request, "submit.html", status=422, form=form)
-        proc, log = spawn_apply(files, job, state_dir, form.project.path)
+        proc, log = spawn_apply(files, job, state_dir, form.project.path,
+                                str(request.session["user"]))  # fmt: skip
         found, said = await _started(job, 0, proc, log)
         if found is None:
             form.errors.append(said or "runner apply ended without starting a run")

@@ -318,7 +318,7 @@ def submit(form: Form, user: str) -> tuple[str | None, Path | None, list[str]]:
 
 
 def spawn_apply(
-    files: list[str], job: str, state_dir: Path, cwd: Path
+    files: list[str], job: str, state_dir: Path, cwd: Path, user: str
 ) -> tuple[subprocess.Popen[bytes], Path]:
     """`runner apply FILES --job JOB` in a session of its own (it outlives the server), its
     output kept in the state folder."""
@@ -330,6 +330,7 @@ def spawn_apply(
             [sys.executable, "-m", "runner", "apply", *files, "--job", job,
              "--state-dir", str(state_dir)],
             cwd=cwd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
+            env={**os.environ, "RUNNER_USER": f"{user} (web)"},
             start_new_session=True,
         )  # fmt: skip
     threading.Thread(target=proc.wait, daemon=True).start()  # reaped when it ends

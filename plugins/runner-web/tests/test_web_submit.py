@@ -47,6 +47,12 @@ spec:
   command: sleep 60
 ---
 apiVersion: runner/v1
+kind: App
+metadata: {name: show-env}
+spec:
+  command: env
+---
+apiVersion: runner/v1
 kind: Cluster
 metadata: {name: pool}
 spec: {executor: local, slots: 3}
@@ -208,6 +214,8 @@ def test_a_submission_runs_and_a_failed_one_is_retried_from_its_page(
     done = _wait(c, first, ("failed", "succeeded"))
     assert done["state"] == "failed"  # instance 1 waits for a file named open-sesame
     assert done["instances"] == {"greet/0": "succeeded", "greet/1": "failed"}
+    runs = c.get("/").text
+    assert "<td>admin (web)</td>" in runs  # who submitted it
     written = list(project.glob(".submitted-greet-*.yaml"))
     assert len(written) == 1
     page = c.get(f"/runs/{first}").text
@@ -248,7 +256,7 @@ def test_projects_show_where_data_comes_from_and_goes(studio: tuple[TestClient, 
         assert f"<code>{where}</code>" in page
     assert "<code>out/summary</code>" in page  # a folder of the project, as the manifest says
     assert "<h2>broken</h2>" in page and "b.yaml:1" in page  # its problem, with its place
-    assert "2 app(s), 1 cluster(s), 1 job(s)" in page
+    assert "3 app(s), 1 cluster(s), 1 job(s)" in page
 
 
 def test_clusters_show_slots_what_runs_and_the_schedulers_hosts(
@@ -283,3 +291,34 @@ def test_clusters_show_slots_what_runs_and_the_schedulers_hosts(
         _post(c, f"/runs/{run}/cancel", {})
     _wait(c, run, ("cancelled", "failed"))
     assert re.search(r'data-running="pool/local">0<', c.get("/clusters").text)
+
+
+def test_no_page_shows_the_storage_secret(
+    studio: tuple[TestClient, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """With OSS credentials in the server's environment: an App whose storage cannot be
+    reached (the error comes back on the form), an App that prints its environment (its log),
+    and every page: the secret is in none of them."""
+    c, project = studio
+    secret = "s3cr3t-web-Value-0123456789"
+    monkeypatch.setenv("OSS_ACCESS_KEY_ID", "LTAIwebtest")
+    monkeypatch.setenv("OSS_ACCESS_KEY_SECRET", secret)
+    monkeypatch.setenv("OSS_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    refused = _post(c, "/submit", {**GOOD, "input.gate": "oss://bucket/in/"})
+    assert refused.status_code == 422 and "oss://bucket/in/" in html.unescape(refused.text)
+    r = _post(c, "/submit", {"project": "studio", "app": "show-env", "instances": "1"})
+    assert r.status_code == 303, r.text
+    run = int(r.headers["location"].rsplit("/", 1)[1])
+    _wait(c, run, ("succeeded", "failed"))
+    log = c.get(f"/runs/{run}/logs/show-env/0?stream=out").text
+    assert "OSS_ACCESS_KEY_ID=LTAIwebtest" in log  # the environment is there, less the secret
+    pages = [refused.text, log]
+    for path in ("/", "/apps", "/projects", "/clusters", f"/runs/{run}",
+                 f"/runs/{run}/progress.json", f"/runs/{run}/log/show-env/0?stream=out",
+                 "/submit?project=studio&app=greet"):  # fmt: skip
+        pages.append(c.get(path).text)
+    assert not [p for p in pages if secret in p]
+    assert secret not in "".join(
+        p.read_text(errors="replace") for p in (project.parent / ".runner").rglob("*")
+        if p.is_file() and p.suffix != ".db"
+    )  # fmt: skip
