@@ -191,7 +191,8 @@ def _reclaim(
     """Close a run whose runner is gone. Attempts it left running are killed, or, given
     `adopt` and where their executor can follow an attempt from its handle alone (a cluster
     scheduler), left running and put in `adopt` for the next run. Returns how many killed."""
-    killed = 0
+    followed: dict[tuple[str, str, int], Adoption] = {} if adopt is None else adopt
+    doomed = []
     for a in state.adoptable(run["id"]):
         try:
             ex = _reclaimer(a["executor"] or "local")
@@ -205,7 +206,7 @@ def _reclaim(
             and "reattach" in getattr(ex, "capabilities", ())
             and (can_follow is None or can_follow(handle=a["handle"]))
         ):
-            adopt[(run["job"], a["task"], a["idx"])] = Adoption(
+            followed[(run["job"], a["task"], a["idx"])] = Adoption(
                 executor=a["executor"],
                 handle=a["handle"],
                 fingerprint=a["fingerprint"],
@@ -213,10 +214,39 @@ def _reclaim(
                 stderr=a["stderr"],
                 started_at=a["started_at"] if a["state"] == "running" else None,
             )
-        elif ex.reclaim(handle=a["handle"]):
-            killed += 1
+        else:
+            doomed.append((ex, a["handle"]))
+    # containers first: killing their `podman run` (below) does not stop them
+    _remove_leftover_containers(state, run, followed)
+    killed = sum(1 for ex, handle in doomed if ex.reclaim(handle=handle))
     state.close_interrupted(run["id"], run["job"], why)
     return killed
+
+
+def _remove_leftover_containers(
+    state: State, run: dict[str, Any], adopt: dict[tuple[str, str, int], Adoption]
+) -> int:
+    """The containers a dead runner's attempts left on this host (killing its `podman run`
+    does not stop them), except those of attempts the next run follows."""
+    import shutil
+
+    from runner import containers
+
+    removed = 0
+    for name in ("podman", "docker"):
+        runtime = shutil.which(name)
+        if runtime is None:
+            continue
+        labels = {"runner.state": containers.state_label(state.directory),
+                  "runner.run": str(run["id"])}  # fmt: skip
+        gone = []
+        for container, key in containers.leftovers(runtime, labels):
+            job, task, idx = [*key.split("/"), "", "", ""][:3]
+            if (job, task, int(idx) if idx.isdigit() else -1) not in adopt:
+                gone.append(container)
+        containers.remove_now(runtime, gone)
+        removed += len(gone)
+    return removed
 
 
 def apply(

@@ -442,6 +442,9 @@ def serve(
         ) from None
     where = state_dir or (path / ".runner" if path is not None else _state_dir(None))
     made = auth.ensure_admin(where)
+    import os
+
+    os.environ.pop("RUNNER_WEB_PASSWORD", None)  # used: nothing started from here gets it
     if made is not None:
         print(f"first start: user admin, password {made} (shown once; stored hashed in {where})")
     print(f"serving {where} on http://{host}:{port}/")

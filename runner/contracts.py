@@ -28,9 +28,10 @@ __all__ = [
 ]
 
 
-# The runner's storage secrets (see `runner oss`): the runner stages data with them; an
-# executor never passes them on to an instance, whose command could print them to its log.
-SECRET_ENV = frozenset({"OSS_ACCESS_KEY_SECRET", "OSS_SESSION_TOKEN"})
+# The runner's secrets: its storage keys (see `runner oss`), with which it stages data, and
+# the dashboard's first password. An executor never passes them on to an instance, whose
+# command could print them to its log, nor to a scheduler, which would keep them.
+SECRET_ENV = frozenset({"OSS_ACCESS_KEY_SECRET", "OSS_SESSION_TOKEN", "RUNNER_WEB_PASSWORD"})
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner import plugins
+from runner import containers, plugins
 from runner.contracts import Executor, LaunchSpec
 from runner.errors import UserError
 from runner.events import Event, Reporter
@@ -57,6 +57,7 @@ class Outcome:
 class _Inst:
     __slots__ = (
         "attempt",
+        "container",
         "deadline",
         "done",
         "handle",
@@ -85,6 +86,7 @@ class _Inst:
         self.queued = False  # submitted, waiting in the executor for a slot
         self.stopped_by: str | None = None  # "timeout" or "cancel" while running
         self.done = False
+        self.container: str | None = None  # the attempt's container, for an image task
 
 
 class _TaskRun:
@@ -169,6 +171,7 @@ class Engine:
         self._staging = 0  # tasks whose inputs are being fetched
         self._uploading = 0  # succeeded instances whose outputs are being stored
         self._shipping = 0  # attempts whose logs are being copied to their task's `logs`
+        self._removing = 0  # containers of stopped attempts being removed
         self._factory = executor_factory or load_executor
         self._clusters: dict[str, _ClusterRun] = {}
         self._jobs: list[_JobRun] = []
@@ -223,7 +226,19 @@ class Engine:
             if cr.running:
                 for inst in cr.running.values():
                     inst.stopped_by = inst.stopped_by or "cancel"
-                self._spawn(cr.executor.cancel(handles=list(cr.running)))
+                self._spawn(self._stop(cr, list(cr.running.values())))
+
+    async def _stop(self, cr: _ClusterRun, insts: list[_Inst]) -> None:
+        """Stop these running attempts: their containers first (signalling `podman run`
+        while it starts one can leave the container behind), then what the executor runs."""
+        boxed: dict[str, list[str]] = {}
+        for i in insts:
+            if i.container is not None:
+                runtime = containers.runtime_path(i.task.plan.task)
+                boxed.setdefault(runtime, []).append(i.container)
+        for runtime, names in boxed.items():
+            await containers.remove(runtime, names)
+        await cr.executor.cancel(handles=[i.handle for i in insts if i.handle is not None])
 
     def cancel_was_requested(self) -> bool:
         """Whether `runner cancel` flagged one of these runs (it also sends SIGTERM)."""
@@ -281,6 +296,7 @@ class Engine:
                 and not self._staging
                 and not self._uploading
                 and not self._shipping
+                and not self._removing
                 and not any(cr.ready for cr in clusters)
             ):
                 return
@@ -356,8 +372,7 @@ class Engine:
             if inst.handle is not None and inst.deadline is not None and inst.deadline <= now:
                 inst.stopped_by = "timeout"
                 inst.deadline = None
-                cr = inst.task.cluster
-                self._spawn(cr.executor.cancel(handles=[inst.handle]))
+                self._spawn(self._stop(inst.task.cluster, [inst]))
         while self._retry_heap and self._retry_heap[0][0] <= now:
             _, _, inst = heapq.heappop(self._retry_heap)
             # a retry goes first: its backoff is over, it must not queue behind new work
@@ -375,13 +390,14 @@ class Engine:
         env["RUNNER_RUN_ID"] = str(jr.run_id)
         env["RUNNER_ATTEMPT"] = str(inst.attempt)
         env["RUNNER_STATE_DIR"] = str(self._state.directory.resolve())
+        key = f"{jr.name}/{tr.name}/{inst.index}/{inst.attempt}"
+        workdir = inst.plan.spec.workdir or task.workdir
+        argv = inst.plan.spec.argv
+        inst.container = None
+        if task.image is not None:
+            argv = self._in_container(inst, key, argv, env, workdir)
         spec = LaunchSpec(
-            key=f"{jr.name}/{tr.name}/{inst.index}/{inst.attempt}",
-            argv=inst.plan.spec.argv,
-            env=env,
-            workdir=inst.plan.spec.workdir or task.workdir,
-            stdout=stdout,
-            stderr=stderr,
+            key=key, argv=argv, env=env, workdir=workdir, stdout=stdout, stderr=stderr
         )
         inst.started = time.time()
         adopted = self._adopt.pop((jr.name, tr.name, inst.index), None)
@@ -421,7 +437,7 @@ class Engine:
         if self._cancelling:
             # the cancel arrived while we awaited the executor: this attempt goes too
             inst.stopped_by = "cancel"
-            self._spawn(cr.executor.cancel(handles=[handle]))
+            self._spawn(self._stop(cr, [inst]))
         # the handle is recorded at once, so that a later runner can reclaim the attempt
         inst.queued = cr.limit > cr.slots
         self._state.attempt_started(
@@ -516,6 +532,31 @@ class Engine:
         base = f"{self._logs_dir}/{tr.job_run.run_id}/{tr.name}/{inst.index}.{inst.attempt}"
         return Path(f"{base}.out"), Path(f"{base}.err")
 
+    def _in_container(
+        self, inst: _Inst, key: str, argv: list[str], env: dict[str, str], workdir: Path
+    ) -> list[str]:
+        """`argv` run in the task's image: the working folder and outputs mounted read-write,
+        inputs read-only, the instance's environment passed in by name."""
+        task = inst.task.plan.task
+        runtime = containers.runtime_path(task)
+        inst.container = containers.container_name(self._state.directory, key)
+        labels = {
+            "runner.state": containers.state_label(self._state.directory),
+            "runner.run": str(inst.task.job_run.run_id),
+            "runner.key": key,
+        }
+        return containers.run_argv(
+            task, argv, runtime=runtime, name=inst.container, labels=labels, env=env,
+            workdir=workdir, read_only=task.inputs.values(),
+            read_write=[p for p in task.outputs.values() if "://" not in p],
+        )  # fmt: skip
+
+    async def _remove_container(self, runtime: str, name: str) -> None:
+        try:
+            await containers.remove(runtime, [name])
+        finally:
+            self._removing -= 1
+
     def _finished(
         self,
         inst: _Inst,
@@ -539,6 +580,12 @@ class Engine:
                 self._emit_started(inst)
         inst.handle = None
         inst.deadline = None
+        if inst.container is not None and (inst.stopped_by is not None or code is None):
+            # stopping `podman run` does not stop its container: it goes now (`--rm` takes
+            # care of those that end by themselves)
+            self._removing += 1
+            self._spawn(self._remove_container(containers.runtime_path(task), inst.container))
+            inst.container = None
         now = time.time()
         elapsed = now - inst.started
         reason: str | None

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Literal
 
 from runner import plugins
+from runner.containers import resolve as resolve_image
 from runner.contracts import InstanceSpec, Kind, Task
 from runner.errors import UserError
 from runner.manifest.loader import Bundle, Job, did_you_mean, kind_plugin
@@ -249,7 +250,12 @@ def _decide(
     if upstream is not None and all(w.startswith("upstream ") for w in what):
         return "run", f"upstream task {upstream!r} runs"
     if prev.fingerprint != fp:
-        return "run", f"changed since run {prev.run_id}: {', '.join(what or ['fingerprint'])}"
+        said = [
+            f"image {prev.parts.get('image') or 'none'} -> {parts.get('image') or 'none'}"
+            if w == "image" else w
+            for w in what or ["fingerprint"]
+        ]  # fmt: skip
+        return "run", f"changed since run {prev.run_id}: {', '.join(said)}"
     return "skip", f"up to date (succeeded in run {prev.run_id})"
 
 
@@ -332,6 +338,10 @@ def make_plan(
                 task.instances = len(specs)
             base = _task_parts(task, jp.tasks)
             base.update(_upstream_parts(task, jp.tasks))
+            if task.image is not None:
+                # what the command runs in: a new tag, or the tag on new content, reruns it
+                task.image_id = resolve_image(task)
+                base["image"] = f"{task.image} {task.image_id.removeprefix('sha256:')[:12]}"
             upstream = next((d for d in task.depends_on if d in running_tasks), None)
             requested = tname in rerun or f"{job_name}/{tname}" in rerun
             instances = []

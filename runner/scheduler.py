@@ -148,7 +148,10 @@ class BatchSchedulerExecutor:
         self.calls[argv[0]] += 1
         self._call_times.append(time.monotonic())
         try:
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=120)
+            # `qsub -V` and `sbatch --export=ALL` hand the environment to the scheduler,
+            # which keeps it where other users of the cluster may read it (`qstat -j`)
+            public = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+            done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=public)
         except FileNotFoundError:
             raise UserError(
                 f"{argv[0]} not found: the {self.name} executor needs the scheduler's "

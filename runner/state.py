@@ -160,7 +160,11 @@ class State:
         self.db.executescript(_SCHEMA)  # idempotent, and executescript commits by itself
         columns = {row[1] for row in self.db.execute("PRAGMA table_info(runs)")}
         if "user" not in columns:  # a state store from before runs recorded who started them
-            self.db.execute("ALTER TABLE runs ADD COLUMN user TEXT")
+            try:
+                self.db.execute("ALTER TABLE runs ADD COLUMN user TEXT")
+            except sqlite3.OperationalError as e:  # another process added it just now
+                if "duplicate column" not in str(e):
+                    raise
         with self.transaction():
             self.db.execute(
                 "INSERT OR IGNORE INTO meta VALUES ('schema_version', ?)", (str(SCHEMA_VERSION),)

@@ -86,6 +86,12 @@ class Task:
     # outputs that a store receives: name -> URI (`outputs` then holds the local folder; each
     # instance writes below it in a folder of its own, uploaded when the instance succeeds)
     sinks: dict[str, str] = field(default_factory=dict)
+    # the OCI image the command runs in (see runner.containers), and how it is run
+    image: str | None = None
+    image_pull_policy: str = "IfNotPresent"
+    runtime: str | None = None
+    run_args: list[str] = field(default_factory=list)
+    image_id: str | None = None  # the image's ID, resolved when the plan is made
 
     def values(self) -> dict[str, str]:
         """Text for every placeholder except the per-instance ones."""
@@ -990,6 +996,11 @@ def _resolve_task(
         logs=_local_or_uri(t.logs, base_dir) if t.logs else None,
         base_dir=base_dir,
         file=doc.file,
+        image=_either(t.image, app.spec.image if app else None),
+        image_pull_policy=_either(t.image_pull_policy, app.spec.image_pull_policy if app else None)
+        or "IfNotPresent",
+        runtime=_either(t.runtime, app.spec.runtime if app else None),
+        run_args=list(_either(t.run_args, app.spec.run_args if app else None) or []),
     )
     # what the task's kind checks itself (a blender task's output format, say), reported at
     # the parameter's line: the task's value, else the app's default
@@ -1003,6 +1014,11 @@ def _resolve_task(
         else:
             check.at(doc, here, f"task {name!r}: {message}", hint, key=True)
     return None if len(check.problems) != before else task
+
+
+def _either(mine: Any, apps: Any) -> Any:
+    """A task's own setting, else its App's."""
+    return mine if mine is not None else apps
 
 
 _KINDS: dict[str, Any] = {}

@@ -129,7 +129,36 @@ class IOSpec(_Model):
     description: str | None = None
 
 
-class AppSpec(_Env):
+PullPolicy = Literal["IfNotPresent", "Always", "Never"]
+Runtime = Literal["podman", "docker"]
+
+
+class _Container(_Model):
+    """Running the command in an OCI image (the App's revision is the image's tag)."""
+
+    image: Annotated[str, Field(min_length=1, max_length=512)] | None = Field(
+        default=None, description="OCI image the command runs in, e.g. registry/tool:1.2"
+    )
+    image_pull_policy: PullPolicy | None = Field(
+        default=None, alias="imagePullPolicy",
+        description="IfNotPresent (default): pull when not here; Always; Never",
+    )  # fmt: skip
+    runtime: Runtime | None = Field(
+        default=None, description="podman or docker (default: podman if installed)"
+    )
+    run_args: list[str] | None = Field(
+        default=None, alias="runArgs", description="more arguments for `podman run`"
+    )
+
+    @field_validator("image")
+    @classmethod
+    def _image_name(cls, v: str | None) -> str | None:
+        if v is not None and (v != v.strip() or any(c.isspace() for c in v) or v[0] == "-"):
+            raise ValueError(f"{v!r} is not an image reference; write it like 'busybox:1.36'")
+        return v
+
+
+class AppSpec(_Env, _Container):
     """A reusable command template with typed parameters."""
 
     kind: Name = Field(default="shell", description="task kind plugin (runner plugins)")
@@ -185,7 +214,7 @@ class ClusterDoc(_Model):
     spec: ClusterSpec
 
 
-class TaskSpec(_Env):
+class TaskSpec(_Env, _Container):
     """One node of a job's DAG: an App with values, or a command of its own."""
 
     app: Name | None = None

@@ -85,7 +85,8 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
         form = await request.form()
         user, password = str(form.get("user", "")), str(form.get("password", ""))
         stored = users(state_dir).get(user)
-        if stored is None or not check_password(password, stored):
+        # the hash takes a while on purpose: not on the event loop, which serves everyone
+        if stored is None or not await run_in_threadpool(check_password, password, stored):
             return page(request, "login.html", error="wrong user or password")
         request.session.clear()
         request.session["user"] = user
@@ -208,6 +209,7 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
             return PlainTextResponse("offset is a number of bytes", status_code=400)
         try:
             with path.open("rb") as f:
+                offset = min(offset, os.fstat(f.fileno()).st_size)  # past the end: at the end
                 f.seek(offset)
                 data = f.read(_LOG_CHUNK)
         except FileNotFoundError:
@@ -256,16 +258,33 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
                 f"run {run_id} {shown_state(r)}; only a run that failed, was cancelled or was "
                 "interrupted can be retried", status_code=409)  # fmt: skip
         files = json.loads(r["manifest_files"] or "[]")
-        if not files or not all(Path(f).is_file() for f in files):
+        if not files or not all(Path(f).is_absolute() for f in files):
+            return PlainTextResponse(
+                f"run {run_id} was recorded without where its manifests are; retry it with "
+                "`runner apply`", status_code=409)  # fmt: skip
+        if not all(Path(f).is_file() for f in files):
             return PlainTextResponse(
                 f"the manifests of run {run_id} are gone: {', '.join(files)}", status_code=409
             )
+        after = latest_run()
         proc, log = spawn_apply(files, r["job"], state_dir, Path(files[0]).parent,
                                 str(request.session["user"]))  # fmt: skip
-        found, said = await _started(r["job"], run_id, proc, log)
+        found, said = await _started(r["job"], after, proc, log)
         if found is None:
             return PlainTextResponse(said or "the retry did not start", status_code=409)
         return RedirectResponse(f"/runs/{found}", status_code=303)
+
+    def latest_run() -> int:
+        """The newest run's id (0 before the first): what `runner apply` starts is newer."""
+        try:
+            s = state()
+        except UserError:
+            return 0
+        try:
+            newest = s.run(None)
+        finally:
+            s.close()
+        return int(newest["id"]) if newest else 0
 
     async def _started(job: str, after: int, proc: Any, log: Path) -> tuple[int | None, str | None]:
         """The run `runner apply` started for `job` (newer than run `after`), or what it said
@@ -284,7 +303,10 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
             if ended is not None:
                 return None, log.read_text(errors="replace").strip()
             await asyncio.sleep(0.1)
-        return None, f"runner apply did not start a run within 30 s; see {log}"
+        return None, (
+            "runner apply did not start a run within 30 s (it may still: see the runs page "
+            f"before submitting again); its output is in {log}"
+        )
 
     async def apps(request: Request) -> Response:
         found = await run_in_threadpool(projects.all)
@@ -294,33 +316,46 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
         found = await run_in_threadpool(projects.all)
         return page(request, "projects.html", projects=found, root=manifests)
 
-    def form_for(project_id: str, app_name: str) -> Form | None:
+    def form_for(project_id: str, app_name: str) -> Form | Response:
         project = projects.get(project_id)
-        if project is None or project.bundle is None:
-            return None
+        if project is None:
+            return PlainTextResponse("no such project", status_code=404)
+        if project.bundle is None:
+            said = "\n".join(f"{d.where()}: {d.message}" for d in project.problems)
+            return PlainTextResponse(
+                f"project {project.id} does not load, so its Apps cannot be submitted:\n{said}",
+                status_code=409,
+            )
         app = project.bundle.apps.get(app_name)
-        return Form(project, app) if app is not None else None
+        if app is None:
+            return PlainTextResponse(f"no App {app_name!r} in project {project.id}", 404)
+        return Form(project, app)
 
     async def submit_form(request: Request) -> Response:
         q = request.query_params
         form = await run_in_threadpool(form_for, q.get("project", ""), q.get("app", ""))
-        if form is None:
-            return PlainTextResponse("no such App in a project", status_code=404)
+        if not isinstance(form, Form):
+            return form
         return page(request, "submit.html", form=form)
 
     async def submit_post(request: Request) -> Response:
         values = {k: str(v) for k, v in (await request.form()).items()}
         form = await run_in_threadpool(form_for, values.get("project", ""), values.get("app", ""))
-        if form is None:
-            return PlainTextResponse("no such App in a project", status_code=404)
+        if not isinstance(form, Form):
+            return form
         form.fill(values)
-        job, _, files = await run_in_threadpool(submit, form, str(request.session["user"]))
-        if job is None:
+        job, written, files = await run_in_threadpool(
+            submit, form, str(request.session["user"]), state_dir
+        )
+        if job is None or written is None:
             return page(request, "submit.html", status=422, form=form)
+        after = latest_run()
         proc, log = spawn_apply(files, job, state_dir, form.project.path,
                                 str(request.session["user"]))  # fmt: skip
-        found, said = await _started(job, 0, proc, log)
+        found, said = await _started(job, after, proc, log)
         if found is None:
+            if proc.poll() is not None:  # it ended without a run: nothing to keep
+                written.unlink(missing_ok=True)
             form.errors.append(said or "runner apply ended without starting a run")
             return page(request, "submit.html", status=422, form=form)
         return RedirectResponse(f"/runs/{found}", status_code=303)
@@ -386,26 +421,34 @@ def _clusters(projects: Projects, state: Any) -> dict[str, Any]:
     from runner.engine import load_executor
 
     rows: dict[tuple[str, str], dict[str, Any]] = {}
-    for folder in projects.folders():
-        for f in sorted(folder.iterdir()):
-            if not (f.name.endswith((".yaml", ".yml")) and f.is_file()):
-                continue
-            bundle = projects.load([str(f)])[0]  # one file at a time: names may repeat
+    for project in projects.all():
+        # a project that does not load as a whole (the same cluster written for SGE in one
+        # file and for Slurm in another, say) is read a file at a time
+        sources = [(project.id, project.bundle)] if project.bundle else [
+            (str(Path(project.id) / f.name), projects.load([str(f)])[0]) for f in project.files
+        ]  # fmt: skip
+        for where, bundle in sources:
             for c in bundle.clusters.values() if bundle else ():
                 row = rows.setdefault((c.name, c.executor), {
                     "name": c.name, "executor": c.executor, "queue": c.queue,
                     "slots": c.slots or (os.cpu_count() if c.executor == "local" else None),
                     "files": [], "running": 0, "queued": 0, "hosts": None, "cluster": c,
                 })  # fmt: skip
-                row["files"].append(str(f.relative_to(projects.root or folder)))
+                row["files"].append(where)
     try:
         s = state()
     except UserError:
         busy, runs = [], {}
     else:
         try:
-            busy = s.busy()
-            runs = {b["run_id"]: s.run(b["run_id"]) for b in busy}
+            every = s.busy()
+            runs = {b["run_id"]: s.run(b["run_id"]) for b in every}
+            # a run whose runner died still says running: its attempts do not run
+            busy = [
+                b
+                for b in every
+                if (r := runs[b["run_id"]]) is not None and shown_state(r) == "running"
+            ]
         finally:
             s.close()
     unknown = 0
@@ -444,10 +487,22 @@ def _dag(edges: dict[str, list[str]], states: dict[str, str]) -> dict[str, Any]:
         return {}
     depth: dict[str, int] = {}
 
-    def level(name: str, seen: frozenset[str] = frozenset()) -> int:
-        if name not in depth:
-            ups = [u for u in edges.get(name, []) if u in edges and u not in seen]
-            depth[name] = 1 + max((level(u, seen | {name}) for u in ups), default=-1)
+    def level(name: str) -> int:
+        """Its longest path up, found without recursion (a chain of a thousand tasks is
+        fine); the manifest loader has refused cycles already."""
+        stack = [name]
+        while stack:
+            top = stack[-1]
+            if top in depth:
+                stack.pop()
+                continue
+            ups = [u for u in edges.get(top, []) if u in edges]
+            todo = [u for u in ups if u not in depth and u not in stack]
+            if todo:
+                stack.extend(todo)
+                continue
+            depth[top] = 1 + max((depth.get(u, 0) for u in ups), default=-1)
+            stack.pop()
         return depth[name]
 
     rows: dict[int, int] = {}

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from runner.contracts import SECRET_ENV
 from runner.errors import Diagnostic, UserError
 from runner.manifest.loader import Bundle, load
 from runner.manifest.models import AppDoc
@@ -95,7 +96,10 @@ class Projects:
     def get(self, project_id: str) -> Project | None:
         if self.root is None:
             return None
-        folder = (self.root / project_id).resolve()
+        try:
+            folder = (self.root / project_id).resolve()
+        except (OSError, ValueError):  # a NUL byte, a loop of links
+            return None
         if not folder.is_relative_to(self.root) or folder not in self.folders():
             return None
         return self._project(folder)
@@ -163,6 +167,7 @@ class Form:
         self.project = project
         self.app = app
         self.errors: list[str] = []  # problems that belong to no one field
+        self.paths: set[str] = set()  # fields whose value is a path the App reads or writes
         spec = app.spec
         self.fields: list[Field] = []
         for pname, p in spec.params.items():
@@ -184,6 +189,7 @@ class Form:
                 f.placeholder = "oss://bucket/prefix/"
             elif p.type == "path":
                 f.placeholder = "a path, relative to the project folder"
+                self.paths.add(f.name)
             f.description = " · ".join(x for x in (p.type, f.description) if x)
             self.fields.append(f)
         for label, table in (("input", spec.inputs), ("output", spec.outputs)):
@@ -237,7 +243,7 @@ class Form:
         put(f"      app: {_q(task)}", "task")
         count = self.field("instances")
         if count is not None and count.value:
-            number = count.value if re.fullmatch(r"[0-9]{1,9}", count.value) else _q(count.value)
+            number = count.value if re.fullmatch(r"-?[0-9]{1,9}", count.value) else _q(count.value)
             put(f"      instances: {number}", "instances")
         for section in ("param", "input", "output"):
             given = [f for f in self.fields if f.name.startswith(section + ".")
@@ -286,20 +292,53 @@ def _text(value: Any) -> str:
     return str(value)
 
 
+_BREAKS = re.compile("[\x7f-\x9f\u2028\u2029\ufeff]")
+
+
 def _q(text: str) -> str:
-    """A YAML double-quoted scalar (JSON's string syntax is a subset of it)."""
-    return json.dumps(text, ensure_ascii=False)
+    """A YAML double-quoted scalar (JSON's string syntax is a subset of it), with what YAML
+    reads as a line break or a byte-order mark escaped too: a value stays one value."""
+    return _BREAKS.sub(lambda m: f"\\u{ord(m.group()):04x}", json.dumps(text, ensure_ascii=False))
 
 
 def _plain(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9_.@-]", "?", text)
 
 
-def submit(form: Form, user: str) -> tuple[str | None, Path | None, list[str]]:
+def _outside(project: Path, value: str, state_dir: Path) -> str | None:
+    """Why `value`, a path given in the form, may not be used (None if it may): a dashboard
+    user reads and writes inside the project, never elsewhere on the server."""
+    if "://" in value and not value.startswith("file://"):
+        return None  # object storage: its own credentials decide
+    text = value.removeprefix("file://")
+    if Path(text).is_absolute() or "\x00" in text:
+        return "give a path relative to the project folder (or a URI like oss://bucket/prefix/)"
+    try:
+        where = (project / text).resolve()
+    except (OSError, ValueError):
+        return "not a usable path"
+    if not where.is_relative_to(project.resolve()):
+        return "a path must stay inside the project folder"
+    inner = where.relative_to(project.resolve()).parts
+    if any(part.startswith(".") for part in inner) or where.is_relative_to(state_dir.resolve()):
+        return "hidden folders (and the runner's state) are not for submissions"
+    return None
+
+
+def submit(form: Form, user: str, state_dir: Path) -> tuple[str | None, Path | None, list[str]]:
     """Write and check the submission: (job name, manifest file, files to apply); the job is
     None when the form has problems (they are on the form then)."""
     project = form.project
-    job = f"{form.app.metadata.name}-{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    confined = [f for f in form.fields if f.value and (
+        f.name.startswith(("input.", "output.")) or f.name in form.paths)]  # fmt: skip
+    for f in confined:
+        why = _outside(project.path, f.value, state_dir)
+        if why is not None:
+            f.errors.append(f"{f.label}: {why}")
+    if any(f.errors for f in form.fields):
+        return None, None, []
+    stamp = f"{time.strftime('%Y%m%d-%H%M%S')}-{secrets.token_hex(2)}"
+    job = f"{form.app.metadata.name[: 127 - len(stamp)]}-{stamp}"  # names are <= 128 long
     text, lines = form.manifest(job, user)
     path = project.path / f"{SUBMITTED}{job}.yaml"
     path.write_text(text)
@@ -325,12 +364,14 @@ def spawn_apply(
     out_dir = state_dir / "web"
     out_dir.mkdir(parents=True, exist_ok=True)
     log = out_dir / f"apply-{job}-{int(time.time() * 1000)}.txt"
+    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+    env["RUNNER_USER"] = f"{user} (web)"
     with log.open("wb") as f:
         proc = subprocess.Popen(
             [sys.executable, "-m", "runner", "apply", *files, "--job", job,
              "--state-dir", str(state_dir)],
             cwd=cwd, stdin=subprocess.DEVNULL, stdout=f, stderr=subprocess.STDOUT,
-            env={**os.environ, "RUNNER_USER": f"{user} (web)"},
+            env=env,
             start_new_session=True,
         )  # fmt: skip
     threading.Thread(target=proc.wait, daemon=True).start()  # reaped when it ends

@@ -312,6 +312,7 @@ def test_no_page_shows_the_storage_secret(
     _wait(c, run, ("succeeded", "failed"))
     log = c.get(f"/runs/{run}/logs/show-env/0?stream=out").text
     assert "OSS_ACCESS_KEY_ID=LTAIwebtest" in log  # the environment is there, less the secret
+    assert PASSWORD not in log  # nor the dashboard's password, which the server was given
     pages = [refused.text, log]
     for path in ("/", "/apps", "/projects", "/clusters", f"/runs/{run}",
                  f"/runs/{run}/progress.json", f"/runs/{run}/log/show-env/0?stream=out",
@@ -322,3 +323,76 @@ def test_no_page_shows_the_storage_secret(
         p.read_text(errors="replace") for p in (project.parent / ".runner").rglob("*")
         if p.is_file() and p.suffix != ".db"
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [("output.out", "/tmp/elsewhere"), ("output.out", "../outside"),
+     ("input.gate", "../../etc"), ("input.gate", ".runner"), ("input.gate", "gate/../../x"),
+     ("output.out", "file:///tmp/x")],
+)  # fmt: skip
+def test_a_form_cannot_reach_outside_its_project(
+    studio: tuple[TestClient, Path], field: str, value: str
+) -> None:
+    c, project = studio
+    r = _post(c, "/submit", {**GOOD, field: value})
+    assert r.status_code == 422
+    said = _errors(r.text, field)
+    assert said and ("inside the project" in said[0] or "relative to the project" in said[0]
+                     or "hidden folders" in said[0]), said  # fmt: skip
+    assert not list(project.glob(".submitted-*")) and "No runs yet" in c.get("/").text
+
+
+def test_odd_characters_in_a_value_stay_that_value(studio: tuple[TestClient, Path]) -> None:
+    c, project = studio
+    odd = "a\u2028b\x85c \"q\" 'x' \\ \ufeffz: #y"
+    r = _post(c, "/submit", {**GOOD, "param.greeting": odd, "param.times": "9"})
+    assert r.status_code == 422  # times is out of bounds; greeting itself is fine
+    assert _errors(r.text, "param.greeting") == []
+    assert [e for e in _errors(r.text, "param.times") if "9 is above" in e]
+    from runner_web.projects import Form, Projects
+
+    from runner.manifest.loader import load
+
+    p = Projects(project.parent).get("studio")
+    assert p is not None and p.bundle is not None
+    form = Form(p, p.bundle.apps["greet"])
+    form.fill({**GOOD, "param.greeting": odd})
+    text, _ = form.manifest("odd-job", "admin")
+    (project / ".submitted-odd-job.yaml").write_text(text)
+    bundle = load([str(project / "studio.yaml"), str(project / ".submitted-odd-job.yaml")])
+    assert bundle.jobs["odd-job"].tasks["greet"].params["greeting"] == odd
+
+
+def test_broken_projects_say_so_and_old_runs_are_not_retried_blindly(
+    studio: tuple[TestClient, Path],
+) -> None:
+    import sqlite3
+
+    c, project = studio
+    (project / "broken.yaml").write_text("kind: Job\n")
+    assert "Project studio does not load" in c.get("/apps").text
+    r = c.get("/submit?project=studio&app=greet")
+    assert r.status_code == 409 and "broken.yaml" in r.text
+    assert c.get("/submit?project=%00&app=greet").status_code == 404
+    (project / "broken.yaml").unlink()
+    r = _post(c, "/submit", {"project": "studio", "app": "show-env", "instances": "1"})
+    run = int(r.headers["location"].rsplit("/", 1)[1])
+    _wait(c, run, ("succeeded",))
+    db = sqlite3.connect(project.parent / ".runner" / "state.db")
+    db.execute("UPDATE runs SET state = 'failed', manifest_files = ? WHERE id = ?",
+               ('["studio/studio.yaml"]', run))  # fmt: skip
+    db.commit()
+    db.close()
+    refused = _post(c, f"/runs/{run}/retry", {})
+    assert refused.status_code == 409 and "retry it with `runner apply`" in refused.text
+    huge = c.get(f"/runs/{run}/logs/show-env/0?stream=out&offset={10**30}")
+    assert huge.status_code == 200 and huge.text == ""
+
+
+def test_a_long_chain_of_tasks_is_drawn() -> None:
+    from runner_web.app import _dag
+
+    edges = {f"t{i}": [f"t{i - 1}"] if i else [] for i in range(3000)}
+    drawn = _dag(dict(reversed(list(edges.items()))), {})
+    assert len(drawn["boxes"]) == 3000 and drawn["width"] == 40 + 3000 * 200

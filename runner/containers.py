@@ -1,0 +1,203 @@
+"""Container Apps: an instance's command run in an OCI image through podman (or docker).
+
+The engine turns an instance's argv into `podman run ...` when its task has an `image`; the
+executor then runs that like any command (on SGE or Slurm, in the job script on the exec
+host). Inside, paths are the same as outside: the working folder and output folders are
+mounted read-write, inputs read-only, at their own paths, so `$<input>` means the same thing
+in and out. Only the instance's own environment goes in (`-e NAME`, values taken from the
+runtime's environment, never written on a command line).
+
+The image is resolved to its ID when the plan is made (pulled first if it is not here and the
+policy allows): the ID is part of every instance's fingerprint, so a new tag, or the same tag
+pointing at new content, reruns the work and `runner plan` says "image". Instances run the ID
+the plan saw, not whatever the tag points at by then.
+
+Each container is named after its attempt and labelled with the state folder and run, so a
+cancelled or timed-out attempt's container is removed (`rm -f`), and a runner killed with -9
+has its containers removed by the next `runner apply` that reclaims the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+from runner.errors import Diagnostic, UserError
+from runner.manifest.loader import Task
+
+__all__ = [
+    "container_name",
+    "leftovers",
+    "remove",
+    "remove_now",
+    "resolve",
+    "run_argv",
+    "runtime_path",
+    "state_label",
+]
+
+PULL_TIMEOUT = 600.0  # seconds a pull may take before it counts as failed
+_RESOLVED: dict[tuple[str, str, str], str] = {}  # (runtime, image, policy) -> image ID
+
+
+def runtime_path(task: Task) -> str:
+    """The container runtime's program for `task`; a UserError when none is installed."""
+    wanted = [task.runtime] if task.runtime else ["podman", "docker"]
+    for name in wanted:
+        found = shutil.which(name)
+        if found:
+            return found
+    missing = f"{task.runtime} is not installed" if task.runtime else (
+        "no container runtime is installed (podman or docker)")  # fmt: skip
+    raise UserError(Diagnostic(
+        f"task {task.name!r} runs in image {task.image!r}, but {missing}", task.file,
+        hint="install one (Debian: apt-get install podman runc), or remove `image:`",
+    ))  # fmt: skip
+
+
+def _last_line(text: str) -> str:
+    lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
+    return lines[-1] if lines else "no message"
+
+
+def _inspect(runtime: str, image: str) -> tuple[str | None, str]:
+    """(the image's ID or None, what the runtime said)."""
+    try:
+        p = subprocess.run(
+            [runtime, "image", "inspect", "--format", "{{.Id}}", image],
+            capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL,
+        )  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired) as e:
+        return None, str(e)
+    found = p.stdout.strip().splitlines()
+    if p.returncode == 0 and found:
+        return found[0], ""
+    return None, _last_line(p.stderr)
+
+
+def resolve(task: Task) -> str:
+    """The ID of `task`'s image, pulled first if its policy says so; a UserError (before
+    anything runs) when it is not here and cannot be pulled."""
+    assert task.image is not None
+    runtime = runtime_path(task)
+    key = (runtime, task.image, task.image_pull_policy)
+    if key in _RESOLVED:
+        return _RESOLVED[key]
+    where = f"task {task.name!r}"
+    image_id, said = (None, "") if task.image_pull_policy == "Always" else _inspect(
+        runtime, task.image
+    )  # fmt: skip
+    if image_id is None and task.image_pull_policy == "Never":
+        raise UserError(Diagnostic(
+            f"{where}: image {task.image!r} is not here ({Path(runtime).name}: {said})",
+            task.file, hint="imagePullPolicy is Never: build or load the image first",
+        ))  # fmt: skip
+    if image_id is None:
+        try:
+            p = subprocess.run(
+                [runtime, "pull", "--quiet", task.image], capture_output=True, text=True,
+                timeout=PULL_TIMEOUT, stdin=subprocess.DEVNULL,
+            )  # fmt: skip
+            pulled = p.returncode == 0
+            said = _last_line(p.stderr) if not pulled else ""
+        except subprocess.TimeoutExpired:
+            pulled, said = False, f"no answer in {PULL_TIMEOUT:.0f} s"
+        except OSError as e:
+            pulled, said = False, str(e)
+        if pulled:
+            image_id, said = _inspect(runtime, task.image)
+        if image_id is None:
+            raise UserError(Diagnostic(
+                f"{where}: image {task.image!r} is not here and cannot be pulled "
+                f"({Path(runtime).name}: {said})", task.file,
+                hint=f"check the image's name and tag (`{Path(runtime).name} images`), or "
+                "build or load it on this machine",
+            ))  # fmt: skip
+    _RESOLVED[key] = image_id
+    return image_id
+
+
+def state_label(state_dir: Path) -> str:
+    """What marks the containers of one state folder (its path, hashed)."""
+    return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
+
+
+def container_name(state_dir: Path, key: str) -> str:
+    """The container of attempt `key` (JOB/TASK/INDEX/ATTEMPT) of this state folder."""
+    digest = hashlib.sha256(f"{state_label(state_dir)}\0{key}".encode()).hexdigest()[:20]
+    return f"runner-{digest}"
+
+
+def run_argv(
+    task: Task,
+    argv: Sequence[str],
+    *,
+    runtime: str,
+    name: str,
+    labels: dict[str, str],
+    env: Iterable[str],
+    workdir: Path,
+    read_only: Iterable[str],
+    read_write: Iterable[str],
+) -> list[str]:
+    """`runtime run ...` that runs `argv` in the task's resolved image."""
+    assert task.image_id is not None
+    out = [runtime, "run", "--rm", "--name", name, "--stop-timeout", "0"]
+    for k, v in sorted(labels.items()):
+        out += ["--label", f"{k}={v}"]
+    mounted: set[str] = set()
+    for path, mode in [(str(workdir), "rw")] + [(p, "rw") for p in read_write] + [
+        (p, "ro") for p in read_only
+    ]:  # fmt: skip
+        if path and path not in mounted and os.path.exists(path):
+            mounted.add(path)
+            out += ["-v", f"{path}:{path}:{mode}"]
+    for k in sorted(env):
+        out += ["-e", k]  # the value comes from the runtime's own environment
+    out += ["-w", str(workdir), *task.run_args, task.image_id, *argv]
+    return out
+
+
+async def remove(runtime: str, names: Sequence[str]) -> None:
+    """Remove these containers at once (killing what runs in them); gone ones are fine."""
+    if not names:
+        return
+    try:
+        podman = Path(runtime).name == "podman"  # docker's rm has no --time or --ignore
+        flags = ["--force", "--time", "0", "--ignore"] if podman else ["--force"]
+        p = await asyncio.create_subprocess_exec(
+            runtime, "rm", *flags, *names,
+            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        await asyncio.wait_for(p.wait(), 120)
+    except (TimeoutError, OSError):
+        pass
+
+
+def leftovers(runtime: str, labels: dict[str, str]) -> list[tuple[str, str]]:
+    """(name, attempt key) of the containers carrying all these labels."""
+    cmd = [runtime, "ps", "--all", "--format", '{{.Names}} {{index .Labels "runner.key"}}']
+    for k, v in labels.items():
+        cmd += ["--filter", f"label={k}={v}"]
+    try:
+        p = subprocess.run(cmd, capture_output=True, text=True, timeout=60,
+                           stdin=subprocess.DEVNULL)  # fmt: skip
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+    found = []
+    for line in p.stdout.splitlines():
+        name, _, key = line.strip().partition(" ")
+        if name:
+            found.append((name, key))
+    return found
+
+
+def remove_now(runtime: str, names: Sequence[str]) -> None:
+    """`remove`, from code that is not in an event loop."""
+    if names:
+        asyncio.run(remove(runtime, names))
