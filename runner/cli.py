@@ -413,6 +413,35 @@ def plugins(output: OutputOpt = Output.text) -> None:
         print(f"{p.group:<9} {p.name:<12} {p.distribution} {p.version}  ({p.value})")
 
 
+@app.command()
+def apps(paths: Paths, output: OutputOpt = Output.text) -> None:
+    """The Apps of manifests with their revision: image, tag and the image's ID here."""
+    from runner.containers import local_image
+    from runner.manifest.loader import load
+
+    rows = []
+    for name, a in load(paths, need_job=False).apps.items():
+        image = a.spec.image
+        tag = image_id = None
+        if image is not None:
+            last = image.rsplit("/", 1)[-1]
+            tag = last.split(":", 1)[1] if ":" in last.split("@")[0] else "latest"
+            image_id = local_image(image, a.spec.runtime)
+        rows.append({"app": name, "kind": a.spec.kind, "image": image, "tag": tag,
+                     "id": image_id, "description": a.metadata.description})  # fmt: skip
+    if output == Output.json:
+        print(json.dumps(rows, indent=1))
+        return
+    if not rows:
+        print("no Apps in these manifests")
+    for r in rows:
+        if r["image"] is None:
+            print(f"{r['app']:<24} {r['kind']:<8} (no image: runs on the host)")
+        else:
+            here = (r["id"] or "").removeprefix("sha256:")[:12] or "not here (pulled when run)"
+            print(f"{r['app']:<24} {r['kind']:<8} {r['image']}  tag {r['tag']}  id {here}")
+
+
 oss_app = typer.Typer(
     help="Look at object storage: list, copy, print. Works for any store URI (oss://, file).",
     no_args_is_help=True,

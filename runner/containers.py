@@ -33,6 +33,7 @@ from runner.manifest.loader import Task
 __all__ = [
     "container_name",
     "leftovers",
+    "local_image",
     "remove",
     "remove_now",
     "resolve",
@@ -42,7 +43,6 @@ __all__ = [
 ]
 
 PULL_TIMEOUT = 600.0  # seconds a pull may take before it counts as failed
-_RESOLVED: dict[tuple[str, str, str], str] = {}  # (runtime, image, policy) -> image ID
 
 
 def runtime_path(task: Task) -> str:
@@ -80,14 +80,23 @@ def _inspect(runtime: str, image: str) -> tuple[str | None, str]:
     return None, _last_line(p.stderr)
 
 
-def resolve(task: Task) -> str:
+def local_image(image: str, runtime: str | None = None) -> str | None:
+    """The ID of `image` if it is on this machine (never pulled); None if not, or when no
+    container runtime is installed."""
+    found = shutil.which(runtime) if runtime else shutil.which("podman") or shutil.which("docker")
+    return _inspect(found, image)[0] if found else None
+
+
+def resolve(task: Task, seen: dict[tuple[str, str, str], str] | None = None) -> str:
     """The ID of `task`'s image, pulled first if its policy says so; a UserError (before
-    anything runs) when it is not here and cannot be pulled."""
+    anything runs) when it is not here and cannot be pulled. `seen`: what one plan resolved
+    already (a tag may move between plans, never within one)."""
     assert task.image is not None
     runtime = runtime_path(task)
     key = (runtime, task.image, task.image_pull_policy)
-    if key in _RESOLVED:
-        return _RESOLVED[key]
+    seen = {} if seen is None else seen
+    if key in seen:
+        return seen[key]
     where = f"task {task.name!r}"
     image_id, said = (None, "") if task.image_pull_policy == "Always" else _inspect(
         runtime, task.image
@@ -118,7 +127,7 @@ def resolve(task: Task) -> str:
                 hint=f"check the image's name and tag (`{Path(runtime).name} images`), or "
                 "build or load it on this machine",
             ))  # fmt: skip
-    _RESOLVED[key] = image_id
+    seen[key] = image_id
     return image_id
 
 

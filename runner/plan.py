@@ -320,6 +320,7 @@ def make_plan(
             + (f"; {h}" if (h := did_you_mean(unknown[0], options)) else "")
         )
     cache_dir = (state.directory if state is not None else Path(".runner")) / "cache"
+    images: dict[tuple[str, str, str], str] = {}  # each image is looked up once a plan
     plans = []
     for job_name in selected:
         job = bundle.jobs[job_name]
@@ -340,7 +341,7 @@ def make_plan(
             base.update(_upstream_parts(task, jp.tasks))
             if task.image is not None:
                 # what the command runs in: a new tag, or the tag on new content, reruns it
-                task.image_id = resolve_image(task)
+                task.image_id = resolve_image(task, images)
                 base["image"] = f"{task.image} {task.image_id.removeprefix('sha256:')[:12]}"
             upstream = next((d for d in task.depends_on if d in running_tasks), None)
             requested = tname in rerun or f"{job_name}/{tname}" in rerun
