@@ -424,8 +424,9 @@ def apps(paths: Paths, output: OutputOpt = Output.text) -> None:
         image = a.spec.image
         tag = image_id = None
         if image is not None:
-            last = image.rsplit("/", 1)[-1]
-            tag = last.split(":", 1)[1] if ":" in last.split("@")[0] else "latest"
+            ref, at, _ = image.partition("@")  # name[:tag][@sha256:digest]
+            last = ref.rsplit("/", 1)[-1]
+            tag = last.split(":", 1)[1] if ":" in last else ("(by digest)" if at else "latest")
             image_id = local_image(image, a.spec.runtime)
         rows.append({"app": name, "kind": a.spec.kind, "image": image, "tag": tag,
                      "id": image_id, "description": a.metadata.description})  # fmt: skip

@@ -136,10 +136,28 @@ def state_label(state_dir: Path) -> str:
     return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
 
 
-def container_name(state_dir: Path, key: str) -> str:
-    """The container of attempt `key` (JOB/TASK/INDEX/ATTEMPT) of this state folder."""
-    digest = hashlib.sha256(f"{state_label(state_dir)}\0{key}".encode()).hexdigest()[:20]
-    return f"runner-{digest}"
+def container_name(state_dir: Path, run_id: int, key: str) -> str:
+    """The container of attempt `key` (JOB/TASK/INDEX/ATTEMPT) of run `run_id` of this state
+    folder: a name no other attempt, of this run or any other, ever has."""
+    text = f"{state_label(state_dir)}\0{run_id}\0{key}"
+    return f"runner-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
+
+
+# variables the runtime itself reads: the instance's values for them go in with `-e K=V`,
+# never into the environment `podman run` runs in (a task's TMPDIR would move podman's own)
+RUNTIME_ENV = ("TMPDIR", "HOME", "PATH", "REGISTRY_AUTH_FILE", "CONTAINER_HOST",
+               "CONTAINER_CONNECTION")  # fmt: skip
+RUNTIME_ENV_PREFIXES = ("XDG_", "CONTAINERS_", "DOCKER_", "STORAGE_", "BUILDAH_", "PODMAN_")
+
+
+def runtime_reads(name: str) -> bool:
+    """Whether the container runtime reads environment variable `name` for itself."""
+    return name in RUNTIME_ENV or name.startswith(RUNTIME_ENV_PREFIXES)
+
+
+def _csv(field: str) -> str:
+    """One field of a `--mount` value, quoted when it holds a comma, a quote or a colon."""
+    return '"' + field.replace('"', '""') + '"' if any(c in field for c in ',":') else field
 
 
 def run_argv(
@@ -149,7 +167,7 @@ def run_argv(
     runtime: str,
     name: str,
     labels: dict[str, str],
-    env: Iterable[str],
+    env: dict[str, str],
     workdir: Path,
     read_only: Iterable[str],
     read_write: Iterable[str],
@@ -165,10 +183,16 @@ def run_argv(
     ]:  # fmt: skip
         if path and path not in mounted and os.path.exists(path):
             mounted.add(path)
-            out += ["-v", f"{path}:{path}:{mode}"]
-    for k in sorted(env):
-        out += ["-e", k]  # the value comes from the runtime's own environment
-    out += ["-w", str(workdir), *task.run_args, task.image_id, *argv]
+            # --mount, not -v: `-v a:b:ro` cannot say a path with a ':' in it
+            spec = ["type=bind", _csv(f"source={path}"), _csv(f"target={path}")]
+            out += ["--mount", ",".join(spec + (["readonly"] if mode == "ro" else []))]
+    for k, v in sorted(env.items()):
+        # by name, the value taken from the environment `podman run` runs in (so it is on
+        # no command line); what the runtime reads itself goes in by value
+        out += ["-e", f"{k}={v}" if runtime_reads(k) else k]
+    # the command is the whole command: an image's own ENTRYPOINT would run it as arguments
+    out += ["-w", str(workdir), "--entrypoint", argv[0], *task.run_args, task.image_id,
+            *argv[1:]]  # fmt: skip
     return out
 
 
@@ -190,7 +214,9 @@ async def remove(runtime: str, names: Sequence[str]) -> None:
 
 def leftovers(runtime: str, labels: dict[str, str]) -> list[tuple[str, str]]:
     """(name, attempt key) of the containers carrying all these labels."""
-    cmd = [runtime, "ps", "--all", "--format", '{{.Names}} {{index .Labels "runner.key"}}']
+    podman = Path(runtime).name == "podman"  # their templates differ: a map, a method
+    key = '{{index .Labels "runner.key"}}' if podman else '{{.Label "runner.key"}}'
+    cmd = [runtime, "ps", "--all", "--format", "{{.Names}} " + key]
     for k, v in labels.items():
         cmd += ["--filter", f"label={k}={v}"]
     try:

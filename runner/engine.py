@@ -9,6 +9,7 @@ a scheduling round looks only at the attempts currently running.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import heapq
 import itertools
 import os
@@ -231,14 +232,15 @@ class Engine:
     async def _stop(self, cr: _ClusterRun, insts: list[_Inst]) -> None:
         """Stop these running attempts: their containers first (signalling `podman run`
         while it starts one can leave the container behind), then what the executor runs."""
-        boxed: dict[str, list[str]] = {}
+        handles = [i.handle for i in insts if i.handle is not None]  # now: while we wait
+        boxed: dict[str, list[str]] = {}  # for the runtime, a retry may take a handle's place
         for i in insts:
             if i.container is not None:
                 runtime = containers.runtime_path(i.task.plan.task)
                 boxed.setdefault(runtime, []).append(i.container)
         for runtime, names in boxed.items():
             await containers.remove(runtime, names)
-        await cr.executor.cancel(handles=[i.handle for i in insts if i.handle is not None])
+        await cr.executor.cancel(handles=handles)
 
     def cancel_was_requested(self) -> bool:
         """Whether `runner cancel` flagged one of these runs (it also sends SIGTERM)."""
@@ -395,7 +397,7 @@ class Engine:
         argv = inst.plan.spec.argv
         inst.container = None
         if task.image is not None:
-            argv = self._in_container(inst, key, argv, env, workdir)
+            argv, env = self._in_container(inst, key, argv, env, workdir)
         spec = LaunchSpec(
             key=key, argv=argv, env=env, workdir=workdir, stdout=stdout, stderr=stderr
         )
@@ -534,22 +536,27 @@ class Engine:
 
     def _in_container(
         self, inst: _Inst, key: str, argv: list[str], env: dict[str, str], workdir: Path
-    ) -> list[str]:
-        """`argv` run in the task's image: the working folder and outputs mounted read-write,
-        inputs read-only, the instance's environment passed in by name."""
+    ) -> tuple[list[str], dict[str, str]]:
+        """`argv` run in the task's image, and the environment to run that in: the working
+        folder and outputs mounted read-write, inputs read-only, the instance's environment
+        passed in (what the runtime reads itself stays the runner's, outside)."""
         task = inst.task.plan.task
         runtime = containers.runtime_path(task)
-        inst.container = containers.container_name(self._state.directory, key)
+        run_id = inst.task.job_run.run_id
+        inst.container = containers.container_name(self._state.directory, run_id, key)
+        with contextlib.suppress(OSError):  # a folder that cannot be made fails the attempt
+            workdir.mkdir(parents=True, exist_ok=True)  # below; one that can is mounted
         labels = {
             "runner.state": containers.state_label(self._state.directory),
-            "runner.run": str(inst.task.job_run.run_id),
+            "runner.run": str(run_id),
             "runner.key": key,
         }
-        return containers.run_argv(
+        argv = containers.run_argv(
             task, argv, runtime=runtime, name=inst.container, labels=labels, env=env,
             workdir=workdir, read_only=task.inputs.values(),
             read_write=[p for p in task.outputs.values() if "://" not in p],
         )  # fmt: skip
+        return argv, {k: v for k, v in env.items() if not containers.runtime_reads(k)}
 
     async def _remove_container(self, runtime: str, name: str) -> None:
         try:
@@ -580,9 +587,9 @@ class Engine:
                 self._emit_started(inst)
         inst.handle = None
         inst.deadline = None
-        if inst.container is not None and (inst.stopped_by is not None or code is None):
-            # stopping `podman run` does not stop its container: it goes now (`--rm` takes
-            # care of those that end by themselves)
+        if inst.container is not None and (inst.stopped_by is not None or code != 0):
+            # stopping `podman run` (we did, or a scheduler did: scancel, qdel, a limit) does
+            # not stop its container: it goes now (`--rm` takes care of those that end)
             self._removing += 1
             self._spawn(self._remove_container(containers.runtime_path(task), inst.container))
             inst.container = None

@@ -343,6 +343,8 @@ def make_plan(
                 # what the command runs in: a new tag, or the tag on new content, reruns it
                 task.image_id = resolve_image(task, images)
                 base["image"] = f"{task.image} {task.image_id.removeprefix('sha256:')[:12]}"
+                if task.run_args:
+                    base["run args"] = _h(task.run_args)
             upstream = next((d for d in task.depends_on if d in running_tasks), None)
             requested = tname in rerun or f"{job_name}/{tname}" in rerun
             instances = []

@@ -87,7 +87,7 @@ spec:
 COUNT = (
     "'wordfreq 2 $<text>/a.txt > $<out>/top-$<instance_id>.txt;"
     ' echo "id=$RUNNER_INSTANCE_ID of $BATCH_COMPUTE_DAG_INSTANCE_COUNT color=$COLOR'
-    ' host=${HOST_ONLY:-none} secret=${OSS_ACCESS_KEY_SECRET:-none}";'
+    ' host=${HOST_ONLY:-none} secret=${OSS_ACCESS_KEY_SECRET:-none} tmp=${TMPDIR:-none}";'
     " touch $<text>/new 2>&1; echo to-stderr >&2; sleep $<secs>'"
 )
 
@@ -104,6 +104,14 @@ def test_the_tool_in_the_image_runs_with_inputs_read_only_and_outputs_kept(
 ) -> None:
     assert shutil.which("wordfreq") is None  # it lives in the image only
     job(tmp_path, f"{images}:1")
+    # a folder name no `-v a:b:ro` could mount, and a TMPDIR for inside that podman itself
+    # must not use outside
+    odd = "in:put, dir"
+    write(tmp_path / odd / "a.txt", "sea sea sea ship ship gull\n")
+    text = (tmp_path / "m.yaml").read_text()
+    (tmp_path / "m.yaml").write_text(text.replace("inputs: {text: data}", f'inputs: {{text: "{odd}"}}')
+                                     .replace("env: {COLOR: blue}",
+                                              "env: {COLOR: blue, TMPDIR: /nowhere/tmp}"))  # fmt: skip
     r = run(["apply", "m.yaml"], cwd=tmp_path,
             env={"HOST_ONLY": "1", "OSS_ACCESS_KEY_SECRET": "not-for-instances"})  # fmt: skip
     assert r.code == 0, r.out + r.err
@@ -111,12 +119,12 @@ def test_the_tool_in_the_image_runs_with_inputs_read_only_and_outputs_kept(
         assert (tmp_path / "out" / f"top-{i}.txt").read_text() == "sea 3\nship 2\n"
         out = (tmp_path / ".runner" / "logs" / "1" / "t" / f"{i}.1.out").read_text()
         # the instance's environment went in; the runner's own did not
-        assert f"id={i} of 2 color=blue host=none secret=none" in out
+        assert f"id={i} of 2 color=blue host=none secret=none tmp=/nowhere/tmp" in out
         assert "Read-only file system" in out  # the input is mounted read-only
         assert (tmp_path / ".runner" / "logs" / "1" / "t" / f"{i}.1.err").read_text() == (
             "to-stderr\n"
         )
-    assert not (tmp_path / "data" / "new").exists()
+    assert not (tmp_path / odd / "new").exists()
     assert containers_of(tmp_path / ".runner") == []  # --rm: nothing left
 
 
@@ -215,6 +223,68 @@ def test_on_a_cluster_the_job_script_runs_the_container(
     assert r.code == 0, r.out + r.err
     assert (tmp_path / "out" / "top-1.txt").read_text() == "sea 3 60.0%\nship 2 40.0%\n"
     out = (tmp_path / ".runner" / "logs" / "1" / "t" / "1.1.out").read_text()
-    assert "id=1 of 2 color=blue host=none secret=none" in out
+    assert "id=1 of 2 color=blue host=none secret=none tmp=none" in out
     assert containers_of(tmp_path / ".runner") == []
     assert os.environ.get("OSS_ACCESS_KEY_SECRET") is None
+
+
+def test_an_image_entrypoint_does_not_swallow_the_command(tmp_path: Path, images: str) -> None:
+    """Tool images often set an ENTRYPOINT: the task's command still runs as written."""
+    tag = f"localhost/runner-test/entry-{uuid.uuid4().hex[:8]}:1"
+    box = f"runner-test-entry-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["podman", "create", "--name", box, f"{images}:1", "true"], check=True,
+                   capture_output=True)  # fmt: skip
+    try:
+        subprocess.run(["podman", "commit", "--quiet", "--change",
+                        'ENTRYPOINT ["/usr/local/bin/wordfreq"]', box, tag], check=True,
+                       capture_output=True)  # fmt: skip
+        job(tmp_path, tag, instances=1, command="'exit 3'")
+        r = run(["apply", "m.yaml"], cwd=tmp_path)
+        assert r.code == 1 and "exit code 3" in cli("status", "--state-dir",
+                                                   str(tmp_path / ".runner")).out  # fmt: skip
+    finally:
+        subprocess.run(["podman", "rm", "--force", box], capture_output=True)
+        subprocess.run(["podman", "rmi", "--force", tag], capture_output=True)
+
+
+def test_a_podman_run_killed_from_outside_takes_its_container_along(
+    tmp_path: Path, images: str
+) -> None:
+    """What a scheduler does on scancel, qdel or a time limit: it kills `podman run`."""
+    job(tmp_path, f"{images}:1", command="'sleep 60'", instances=1)
+    p = subprocess.Popen([sys.executable, "-m", "runner", "apply", "m.yaml"], cwd=tmp_path,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)  # fmt: skip
+    state = tmp_path / ".runner"
+    until(lambda: len(containers_of(state)) == 1, p)
+    name = containers_of(state)[0]
+    clients = [int(d) for d in os.listdir("/proc") if d.isdigit()
+               and name.encode() in Path(f"/proc/{d}/cmdline").read_bytes()
+               and b"podman\0run" in Path(f"/proc/{d}/cmdline").read_bytes()]  # fmt: skip
+    assert len(clients) == 1
+    os.kill(clients[0], signal.SIGKILL)
+    assert p.wait(timeout=60) == 1
+    assert containers_of(state) == []
+
+
+def test_changed_run_args_rerun_and_a_wdl_task_cannot_have_an_image(
+    tmp_path: Path, images: str
+) -> None:
+    job(tmp_path, f"{images}:1", instances=1, extra="runArgs: [--network=none]")
+    assert run(["apply", "m.yaml"], cwd=tmp_path).code == 0
+    text = (tmp_path / "m.yaml").read_text()
+    (tmp_path / "m.yaml").write_text(text.replace("--network=none", "--network=host"))
+    assert "changed since run 1: run args" in cli("plan", str(tmp_path / "m.yaml")).out
+    write(tmp_path / "w.yaml", f"""
+        apiVersion: runner/v1
+        kind: Job
+        metadata: {{name: w}}
+        spec:
+          tasks:
+            call:
+              kind: wdl
+              image: {images}:1
+              params: {{workflow: x.wdl}}
+        """)  # fmt: skip
+    said = cli("validate", str(tmp_path / "w.yaml"))
+    assert said.code == 2 and "w.yaml:8:" in said.err
+    assert "task 'call': a wdl task cannot run in an image" in said.err

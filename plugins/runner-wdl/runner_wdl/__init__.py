@@ -57,6 +57,9 @@ def _param(task: Task, name: str) -> Any:
 class WDLKind:
     """One instance per task: the whole workflow; miniwdl schedules its calls."""
 
+    # the workflow runs in this machine's Python (miniwdl); its calls pick their own images
+    runs_in_image = False
+
     def __init__(self) -> None:
         self._docs: dict[tuple[str, int], Any] = {}
         self._fetched_paths: dict[str, Path] = {}
