@@ -1006,8 +1006,10 @@ def _resolve_task(
     # the parameter's line: the task's value, else the app's default
     if task.image is not None and not getattr(kind_plugin(kind), "runs_in_image", True):
         where = [*here, "image"] if t.image is not None else here
-        check.at(doc, where, f"task {name!r}: a {kind} task cannot run in an image",
-                 f"remove `image:`; the {kind} kind runs on the host", key=t.image is None)  # fmt: skip
+        check.at(
+            doc, where, f"task {name!r}: a {kind} task cannot run in an image",
+            f"remove `image:`; the {kind} kind runs on the host", key=t.image is None,
+        )  # fmt: skip
     checker = getattr(kind_plugin(kind), "check", None)
     for pname, message, hint in checker(task=task) if checker else ():
         if pname is not None and pname in t.params:
