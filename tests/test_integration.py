@@ -554,7 +554,7 @@ def test_a_due_retry_does_not_queue_behind_new_work(workdir: Path) -> None:
         workdir / "m.yaml",
         job("""
 bad: {command: 'exit 3', retries: 1, retryBackoff: 0.1s}
-longrun: {instances: 6, command: 'sleep 0.5'}
+longrun: {instances: 6, command: 'sleep 1.5'}
 """),
     )
     r = run(["apply", str(m), "-o", "json"])
@@ -564,7 +564,8 @@ longrun: {instances: 6, command: 'sleep 0.5'}
         for e in map(json.loads, r.out.splitlines())
         if e["event"] == "started"
     ]
-    # the retry starts in the first free slot, not after all six long instances
+    # the retry starts in the first free slot, not after all six long instances (they are
+    # long enough for the engine to see the retry due even on a loaded machine)
     assert starts.index(("bad", 0, 2)) < starts.index(("longrun", 5, 1))
 
 
