@@ -4,17 +4,19 @@ The engine turns an instance's argv into `podman run ...` when its task has an `
 executor then runs that like any command (on SGE or Slurm, in the job script on the exec
 host). Inside, paths are the same as outside: the working folder and output folders are
 mounted read-write, inputs read-only, at their own paths, so `$<input>` means the same thing
-in and out. Only the instance's own environment goes in (`-e NAME`, values taken from the
-runtime's environment, never written on a command line).
+in and out. Only the instance's own environment goes in (`-e NAME`, the value taken from the
+environment `podman run` runs in, so that it is on no command line; variables the runtime
+reads itself, like TMPDIR, go in by value and stay the runner's outside).
 
 The image is resolved to its ID when the plan is made (pulled first if it is not here and the
 policy allows): the ID is part of every instance's fingerprint, so a new tag, or the same tag
 pointing at new content, reruns the work and `runner plan` says "image". Instances run the ID
 the plan saw, not whatever the tag points at by then.
 
-Each container is named after its attempt and labelled with the state folder and run, so a
-cancelled or timed-out attempt's container is removed (`rm -f`), and a runner killed with -9
-has its containers removed by the next `runner apply` that reclaims the run.
+Each container is named after its run and attempt and labelled with the state folder and
+run: when an attempt ends other than with 0 (cancelled, timed out, its `podman run` killed by
+a scheduler) its container is removed (`rm -f`); a runner killed with -9 has its containers
+removed by the next `runner apply` that reclaims the run.
 """
 
 from __future__ import annotations

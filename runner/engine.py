@@ -232,8 +232,9 @@ class Engine:
     async def _stop(self, cr: _ClusterRun, insts: list[_Inst]) -> None:
         """Stop these running attempts: their containers first (signalling `podman run`
         while it starts one can leave the container behind), then what the executor runs."""
-        handles = [i.handle for i in insts if i.handle is not None]  # now: while we wait
-        boxed: dict[str, list[str]] = {}  # for the runtime, a retry may take a handle's place
+        # the handles now: while the containers go, an attempt may end and its retry start
+        handles = [i.handle for i in insts if i.handle is not None]
+        boxed: dict[str, list[str]] = {}  # runtime -> container names
         for i in insts:
             if i.container is not None:
                 runtime = containers.runtime_path(i.task.plan.task)
