@@ -75,7 +75,6 @@ class Projects:
 
     def __init__(self, root: Path | None) -> None:
         self.root = root.resolve() if root is not None else None
-        self._cache: dict[str, tuple[Any, Project]] = {}
         self._loads: dict[tuple[Any, ...], tuple[Bundle | None, list[Diagnostic]]] = {}
         self._lock = threading.Lock()
 
