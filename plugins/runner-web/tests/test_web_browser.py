@@ -165,6 +165,9 @@ def test_log_in_submit_watch_it_finish_live_and_read_a_log(server: str, browser:
     expect(page.locator("[data-progress]")).to_have_text("2 of 2")
     assert page.evaluate("window.stillTheSamePage") is True
     expect(page.locator("button:has-text('cancel the run')")).to_have_count(0)
+    # once it ended, the page shows its final version: exit codes, and no stale reasons
+    expect(page.locator("[data-instance='render/0'] + td")).to_have_text("0")
+    expect(page.locator("[data-run]")).to_have_attribute("data-state", "succeeded")
     shot(page, "4-run-succeeded")
 
     page.click("[data-instance='render/1'] ~ td a:has-text('stdout')")

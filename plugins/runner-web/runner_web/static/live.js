@@ -41,8 +41,17 @@
       const s = data.instances[el.getAttribute("data-instance")];
       if (s) set(el, s);
     });
-    if (data.state === "running") setTimeout(tick, 2000);
-    else document.querySelectorAll("[data-while-running]").forEach((el) => el.remove());
+    if (data.state === "running") return setTimeout(tick, 2000);
+    // the run ended while the page was open: its final version (exit codes, reasons, the
+    // retry button) replaces what the polls kept up to date, without leaving the page
+    if (root.getAttribute("data-state") !== "running") return;
+    document.querySelectorAll("[data-while-running]").forEach((el) => el.remove());
+    try {
+      const page = await fetch(window.location.href, { credentials: "same-origin" });
+      const fresh = new DOMParser().parseFromString(await page.text(), "text/html")
+        .querySelector("[data-run]");
+      if (page.ok && fresh) root.replaceWith(document.adoptNode(fresh));
+    } catch (e) {}
   }
   setTimeout(tick, 2000);
 })();
