@@ -207,7 +207,9 @@ class WDLKind:
                 sys.executable, "-m", "runner_wdl.run", "--workflow", str(path), *inputs_args
             ]  # fmt: skip
         if _param(task, "backend") is not None and "runner_wdl.run" in argv:
-            argv += ["--backend", str(_param(task, "backend"))]
+            backend = str(_param(task, "backend"))
+            # miniwdl's podman, but using images already here (built or loaded, on no registry)
+            argv += ["--backend", "runner_podman" if backend == "podman" else backend]
         outputs = [v for v in task.outputs.values() if v]
         if outputs:
             argv += ["--out", outputs[0]]

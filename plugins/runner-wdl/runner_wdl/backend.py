@@ -102,3 +102,22 @@ class HostBackend(SubprocessBase):
 def _kill_group(pgid: int, sig: int) -> None:
     with suppress(ProcessLookupError, PermissionError):
         os.killpg(pgid, sig)
+
+
+def _podman() -> type:
+    from WDL.runtime.backend.podman import PodmanContainer
+
+    return PodmanContainer  # type: ignore[no-any-return]
+
+
+class LocalFirstPodman(_podman()):  # type: ignore[misc]
+    """miniwdl's podman backend, except that an image already on this machine is used as it
+    is: miniwdl pulls every image first, which fails for one built or loaded here (no registry
+    has it). Selected by `backend: podman` in a `wdl` task (entry point `runner_podman`)."""
+
+    def _pull_invocation(self, logger: logging.Logger, cleanup: ExitStack) -> tuple[str, list[str]]:
+        image, invocation = super()._pull_invocation(logger, cleanup)
+        exists = [*invocation[: invocation.index("pull")], "image", "exists"]
+        # `sh -c 'EXISTS "$0" || exec "$@"' IMAGE PULL...`: the pull only if it is not here
+        script = f'{shlex.join(exists)} "$0" || exec "$@"'
+        return image, ["sh", "-c", script, image, *invocation]

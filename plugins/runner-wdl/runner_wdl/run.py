@@ -42,8 +42,18 @@ def miniwdl_config(logger: logging.Logger, cache_dir: Path, backend: str = "runn
         overrides={
             "scheduler": {"container_backend": backend},
             "call_cache": {"get": "true", "put": "true", "dir": str(cache_dir)},
+            # miniwdl asks `sudo podman` by default; as root, or with rootless podman, the
+            # plain command is the one that works (Debian has no sudo by default)
+            "podman": {"exe": json.dumps(["podman"] if _plain_podman() else ["sudo", "podman"])},
         },
     )
+
+
+def _plain_podman() -> bool:
+    """Whether `podman` is to be run as it is: as root, or when there is no sudo anyway."""
+    import shutil
+
+    return os.geteuid() == 0 or shutil.which("sudo") is None
 
 
 def read_inputs(path: Path) -> dict[str, Any]:

@@ -389,3 +389,54 @@ def test_a_workflow_on_oss_is_fetched_through_the_store(
         r = runner("apply", "m.yaml", cwd=tmp_path)
         assert r.returncode == 0, r.stdout + r.stderr
         assert (tmp_path / "out" / "said" / "said.txt").read_text() == "remote\n"
+
+
+IN_IMAGE = """\
+version 1.0
+workflow counted {
+  input { File text }
+  call count { input: text = text }
+  output { File top = count.top }
+}
+task count {
+  input { File text }
+  command <<<
+    wordfreq 2 ~{text} > top.txt
+  >>>
+  output { File top = "top.txt" }
+  runtime { docker: "IMAGE" }
+}
+"""
+
+
+def test_calls_run_in_their_images_with_podman_when_asked(tmp_path: Path) -> None:
+    """`backend: podman`: miniwdl's podman backend runs each call in its `runtime.docker`
+    image, one that exists only on this machine (miniwdl alone would try to pull it)."""
+    build = ROOT / "manifests" / "examples" / "container" / "build-image.sh"
+    base = "localhost/runner-test/wdl-wordfreq"
+    subprocess.run([str(build), base], check=True, capture_output=True)
+    # miniwdl runs a call's command with bash; busybox has none, so its sh stands in
+    box, image = f"wdl-bash-{os.getpid()}", f"{base}-bash:1"
+    subprocess.run(["podman", "run", "--name", box, f"{base}:1", "sh", "-c",
+                    'printf "#!/bin/sh\\nexec /bin/sh \\"\\$@\\"\\n" > /bin/bash;'
+                    " chmod 755 /bin/bash"], check=True, capture_output=True)  # fmt: skip
+    subprocess.run(["podman", "commit", "--quiet", box, image], check=True, capture_output=True)
+    subprocess.run(["podman", "rm", "--force", box], check=True, capture_output=True)
+    (tmp_path / "counted.wdl").write_text(IN_IMAGE.replace("IMAGE", image))
+    (tmp_path / "words.txt").write_text("sea sea sea ship ship gull\n")
+    (tmp_path / "m.yaml").write_text(
+        "apiVersion: runner/v1\nkind: Job\nmetadata: {name: counted}\nspec:\n  tasks:\n"
+        "    count:\n      kind: wdl\n      params:\n        workflow: counted.wdl\n"
+        "        inputs: {text: words.txt}\n        backend: podman\n"
+        "      outputs: {out: out}\n"
+    )
+    try:
+        r = runner("apply", "m.yaml", cwd=tmp_path)
+        assert r.returncode == 0, r.stdout + r.stderr
+        assert shutil.which("wordfreq") is None  # it ran in the image
+        tops = list((tmp_path / "out").rglob("top.txt"))
+        assert len(tops) == 1 and tops[0].read_text() == "sea 3\nship 2\n"
+        log = runner("logs", "1", "count/0", cwd=tmp_path).stdout
+        assert "podman invocation" in log and image in log
+    finally:
+        subprocess.run(["podman", "rmi", "--force", image], capture_output=True)
