@@ -10,6 +10,8 @@ SIGTERM, then SIGKILL after 10 s; whatever is left when the call ends is killed,
 container's teardown would.
 
 Selected with `[scheduler] container_backend = runner_host` (the `wdl` kind does it).
+`LocalFirstPodman` (`runner_podman`) is miniwdl's podman backend with one change, for
+`backend: podman`: an image already on this machine is not pulled.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from typing import Any
 
 from WDL._util import StructuredLogMessage as _
 from WDL.runtime.backend.cli_subprocess import SubprocessBase, _SubprocessScheduler
+from WDL.runtime.backend.podman import PodmanContainer
 from WDL.runtime.error import Terminated
 
 __all__ = ["HostBackend"]
@@ -104,13 +107,7 @@ def _kill_group(pgid: int, sig: int) -> None:
         os.killpg(pgid, sig)
 
 
-def _podman() -> type:
-    from WDL.runtime.backend.podman import PodmanContainer
-
-    return PodmanContainer  # type: ignore[no-any-return]
-
-
-class LocalFirstPodman(_podman()):  # type: ignore[misc]
+class LocalFirstPodman(PodmanContainer):  # type: ignore[misc]
     """miniwdl's podman backend, except that an image already on this machine is used as it
     is: miniwdl pulls every image first, which fails for one built or loaded here (no registry
     has it). Selected by `backend: podman` in a `wdl` task (entry point `runner_podman`)."""
