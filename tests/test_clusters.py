@@ -5,6 +5,7 @@ killed or stuck outside the runner, re-attach after the runner dies, cancel."""
 from __future__ import annotations
 
 import asyncio
+import os
 import shutil
 import signal
 import subprocess
@@ -247,3 +248,35 @@ def test_cancel_removes_every_job_of_the_run(tmp_path: Path, executor: str, how:
     while in_queue(executor, f" {job_id} ") or in_queue(executor, f"{job_id}_"):
         assert time.monotonic() < deadline, "a job of the cancelled run is still queued"
         time.sleep(0.5)
+
+
+def test_the_scheduler_is_never_handed_the_runners_secrets(tmp_path: Path, executor: str) -> None:
+    """`qsub -V` and `sbatch --export=ALL` give the scheduler the submitter's environment,
+    and it keeps it (SGE shows it to `qstat -j`; Slurm stores it with the job): not the
+    runner's storage secret, which stays with the runner."""
+    (tmp_path / "m.yaml").write_text(
+        "apiVersion: runner/v1\nkind: Job\nmetadata: {name: s}\nspec:\n  cluster: farm\n"
+        "  tasks:\n    hold: {command: sleep 30}\n"
+    )
+    cf = cluster_file(tmp_path, executor)
+    secret = f"runner-secret-{tmp_path.name}"
+    p = subprocess.Popen(
+        [sys.executable, "-m", "runner", "apply", "m.yaml", cf], cwd=tmp_path,
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "OSS_ACCESS_KEY_SECRET": secret, "VISIBLE_MARK": secret[::-1]},
+    )  # fmt: skip
+    try:
+        folder = tmp_path / ".runner" / "logs" / "1" / "hold"
+        wait_until(p, lambda: list(folder.glob(f".{executor}-*/1.start")))
+        job_id = next(folder.glob(f".{executor}-*/job-id")).read_text().strip()
+        if executor == "sge":
+            kept = subprocess.run(["qstat", "-j", job_id], capture_output=True, text=True).stdout
+        else:
+            files = Path("/var/lib/slurm/slurmctld").rglob("environment")
+            kept = "".join(f.read_bytes().decode(errors="replace") for f in files)
+        assert secret[::-1] in kept  # the rest of the environment is there to be seen
+        assert secret not in kept
+    finally:
+        subprocess.run([sys.executable, "-m", "runner", "cancel", "1"], cwd=tmp_path,
+                       capture_output=True)  # fmt: skip
+        p.communicate(timeout=120)
