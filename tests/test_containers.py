@@ -288,3 +288,13 @@ def test_changed_run_args_rerun_and_a_wdl_task_cannot_have_an_image(
     said = cli("validate", str(tmp_path / "w.yaml"))
     assert said.code == 2 and "w.yaml:8:" in said.err
     assert "task 'call': a wdl task cannot run in an image" in said.err
+
+
+def test_a_working_folder_per_instance_is_made_and_mounted(tmp_path: Path, images: str) -> None:
+    job(tmp_path, f"{images}:1", command="'pwd > $<out>/where-$<instance_id>.txt'",
+        extra='workdir: "scratch dir/$<instance_id>"')  # fmt: skip
+    r = run(["apply", "m.yaml"], cwd=tmp_path)
+    assert r.code == 0, r.out + r.err
+    for i in (0, 1):
+        where = (tmp_path / "out" / f"where-{i}.txt").read_text().strip()
+        assert where == str(tmp_path / "scratch dir" / str(i))
