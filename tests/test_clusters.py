@@ -11,6 +11,7 @@ import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
@@ -259,7 +260,7 @@ def test_the_scheduler_is_never_handed_the_runners_secrets(tmp_path: Path, execu
         "  tasks:\n    hold: {command: sleep 30}\n"
     )
     cf = cluster_file(tmp_path, executor)
-    secret = f"runner-secret-{tmp_path.name}"
+    secret = f"runner-secret-{uuid.uuid4().hex}"
     p = subprocess.Popen(
         [sys.executable, "-m", "runner", "apply", "m.yaml", cf], cwd=tmp_path,
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
@@ -272,7 +273,7 @@ def test_the_scheduler_is_never_handed_the_runners_secrets(tmp_path: Path, execu
         if executor == "sge":
             kept = subprocess.run(["qstat", "-j", job_id], capture_output=True, text=True).stdout
         else:
-            files = Path("/var/lib/slurm/slurmctld").rglob("environment")
+            files = Path("/var/lib/slurm/slurmctld").glob(f"hash.*/job.{job_id}/environment")
             kept = "".join(f.read_bytes().decode(errors="replace") for f in files)
         assert secret[::-1] in kept  # the rest of the environment is there to be seen
         assert secret not in kept
