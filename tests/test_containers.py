@@ -225,7 +225,6 @@ def test_on_a_cluster_the_job_script_runs_the_container(
     out = (tmp_path / ".runner" / "logs" / "1" / "t" / "1.1.out").read_text()
     assert "id=1 of 2 color=blue host=none secret=none tmp=none" in out
     assert containers_of(tmp_path / ".runner") == []
-    assert os.environ.get("OSS_ACCESS_KEY_SECRET") is None
 
 
 def test_an_image_entrypoint_does_not_swallow_the_command(tmp_path: Path, images: str) -> None:
