@@ -7,6 +7,7 @@ retries, timeouts, signals and polling cadence never live in a plugin.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +26,7 @@ __all__ = [
     "Status",
     "Task",
     "command_argv",
+    "public_env",
 ]
 
 
@@ -32,6 +34,11 @@ __all__ = [
 # the dashboard's first password. An executor never passes them on to an instance, whose
 # command could print them to its log, nor to a scheduler, which would keep them.
 SECRET_ENV = frozenset({"OSS_ACCESS_KEY_SECRET", "OSS_SESSION_TOKEN", "RUNNER_WEB_PASSWORD"})
+
+
+def public_env() -> dict[str, str]:
+    """The runner's environment without its secrets: what it may hand on to anything."""
+    return {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
 
 
 @dataclass(frozen=True)

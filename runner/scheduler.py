@@ -38,7 +38,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
-from runner.contracts import SECRET_ENV, Cluster, LaunchSpec, Status
+from runner.contracts import SECRET_ENV, Cluster, LaunchSpec, Status, public_env
 from runner.errors import UserError
 
 __all__ = ["BatchSchedulerExecutor", "QueueEntry", "SchedulerError"]
@@ -150,8 +150,9 @@ class BatchSchedulerExecutor:
         try:
             # `qsub -V` and `sbatch --export=ALL` hand the environment to the scheduler,
             # which keeps it where other users of the cluster may read it (`qstat -j`)
-            public = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
-            done = subprocess.run(argv, capture_output=True, text=True, timeout=120, env=public)
+            done = subprocess.run(
+                argv, capture_output=True, text=True, timeout=120, env=public_env()
+            )
         except FileNotFoundError:
             raise UserError(
                 f"{argv[0]} not found: the {self.name} executor needs the scheduler's "

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from runner.contracts import SECRET_ENV, Cluster, LaunchSpec, Status
+from runner.contracts import Cluster, LaunchSpec, Status, public_env
 
 __all__ = ["LocalExecutor"]
 
@@ -105,7 +105,7 @@ class LocalExecutor:
         self._waiter: asyncio.Future[None] | None = None
         self._tags = itertools.count()
         # what instances inherit: the runner's environment without its storage secrets
-        self._base_env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+        self._base_env = public_env()
         self._which: dict[tuple[str, str], str] = {}
         self._epoll = select.epoll()
         self._epoll_watched = False

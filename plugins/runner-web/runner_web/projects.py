@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from runner.contracts import SECRET_ENV
+from runner.contracts import public_env
 from runner.errors import Diagnostic, UserError
 from runner.manifest.loader import Bundle, load
 from runner.manifest.models import AppDoc
@@ -363,7 +363,7 @@ def spawn_apply(
     out_dir = state_dir / "web"
     out_dir.mkdir(parents=True, exist_ok=True)
     log = out_dir / f"apply-{job}-{int(time.time() * 1000)}.txt"
-    env = {k: v for k, v in os.environ.items() if k not in SECRET_ENV}
+    env = public_env()
     env["RUNNER_USER"] = f"{user} (web)"
     with log.open("wb") as f:
         proc = subprocess.Popen(
