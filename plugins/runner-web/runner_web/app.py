@@ -112,20 +112,27 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
             r["started"], r["took"] = when(r["started_at"]), took(r["started_at"], r["ended_at"])
         return page(request, "runs.html", runs=found, progress=progress)
 
-    async def run(request: Request) -> Response:
-        run_id = int(request.path_params["run_id"])
+    def read_run(
+        run_id: int, *, details: bool = True
+    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]] | None:
+        """A run with (given `details`) its tasks and instances; None if there is none."""
         try:
             s = state()
         except UserError:
-            return PlainTextResponse("no such run", status_code=404)
+            return None
         try:
             r = s.run(run_id)
-            if r is None:
-                return PlainTextResponse("no such run", status_code=404)
-            tasks = s.tasks(run_id)
-            instances = s.instances(run_id)
+            if r is None or not details:
+                return (r, [], []) if r is not None else None
+            return r, s.tasks(run_id), s.instances(run_id)
         finally:
             s.close()
+
+    async def run(request: Request) -> Response:
+        found = read_run(int(request.path_params["run_id"]))
+        if found is None:
+            return PlainTextResponse("no such run", status_code=404)
+        r, tasks, instances = found
         q = request.query_params
         only = q.get("state") or None
         try:
@@ -133,10 +140,7 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
         except ValueError:
             page_no = 0
         by_task: dict[str, list[dict[str, Any]]] = {}
-        counts: dict[str, dict[str, int]] = {}
         for i in instances:
-            c = counts.setdefault(i["task"], {})
-            c[i["state"]] = c.get(i["state"], 0) + 1
             if only is None or i["state"] == only:
                 by_task.setdefault(i["task"], []).append(i)
         pages = {}
@@ -148,35 +152,23 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
                                 "total": len(rows), "page": start // PAGE}  # fmt: skip
         states = {t["task"]: t["state"] for t in tasks}
         r["state"] = shown_state(r)
-        return page(request, "run.html", run=r, tasks=tasks, pages=pages, counts=counts,
+        return page(request, "run.html", run=r, tasks=tasks, pages=pages,
+                    counts=_counts(instances),
                     only=only, per_page=PAGE, progress=_progress(instances),
                     dag=_dag(_edges(projects, r), states),
                     retry=r["state"] in RETRYABLE)  # fmt: skip
 
     async def progress(request: Request) -> Response:
         """What the run page polls for: the run's, tasks' and instances' states."""
-        run_id = int(request.path_params["run_id"])
-        try:
-            s = state()
-        except UserError:
+        found = read_run(int(request.path_params["run_id"]))
+        if found is None:
             return JSONResponse({"error": "no such run"}, status_code=404)
-        try:
-            r = s.run(run_id)
-            if r is None:
-                return JSONResponse({"error": "no such run"}, status_code=404)
-            tasks = s.tasks(run_id)
-            instances = s.instances(run_id)
-        finally:
-            s.close()
+        r, tasks, instances = found
         done, total = _progress(instances)
-        counts: dict[str, dict[str, int]] = {}
-        for i in instances:
-            c = counts.setdefault(i["task"], {})
-            c[i["state"]] = c.get(i["state"], 0) + 1
         return JSONResponse({
             "state": shown_state(r), "done": done, "total": total,
             "tasks": {t["task"]: t["state"] for t in tasks},
-            "counts": counts,
+            "counts": _counts(instances),
             "instances": {f"{i['task']}/{i['idx']}": i["state"] for i in instances},
         })  # fmt: skip
 
@@ -243,19 +235,14 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
     async def retry(request: Request) -> Response:
         """Apply the run's manifests again for its job: what did not succeed runs again."""
         run_id = int(request.path_params["run_id"])
-        try:
-            s = state()
-        except UserError:
+        found = read_run(run_id, details=False)
+        if found is None:
             return PlainTextResponse("no such run", status_code=404)
-        try:
-            r = s.run(run_id)
-        finally:
-            s.close()
-        if r is None:
-            return PlainTextResponse("no such run", status_code=404)
-        if shown_state(r) not in RETRYABLE:
+        r = found[0]
+        now = shown_state(r)
+        if now not in RETRYABLE:
             return PlainTextResponse(
-                f"run {run_id} {shown_state(r)}; only a run that failed, was cancelled or was "
+                f"run {run_id} {now}; only a run that failed, was cancelled or was "
                 "interrupted can be retried", status_code=409)  # fmt: skip
         files = json.loads(r["manifest_files"] or "[]")
         if not files or not all(Path(f).is_absolute() for f in files):
@@ -269,10 +256,10 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
         after = latest_run()
         proc, log = spawn_apply(files, r["job"], state_dir, Path(files[0]).parent,
                                 str(request.session["user"]))  # fmt: skip
-        found, said = await _started(r["job"], after, proc, log)
-        if found is None:
+        new, said = await _started(r["job"], after, proc, log)
+        if new is None:
             return PlainTextResponse(said or "the retry did not start", status_code=409)
-        return RedirectResponse(f"/runs/{found}", status_code=303)
+        return RedirectResponse(f"/runs/{new}", status_code=303)
 
     def latest_run() -> int:
         """The newest run's id (0 before the first): what `runner apply` starts is newer."""
@@ -527,6 +514,15 @@ def _csrf(request: Request) -> str:
     if "csrf" not in request.session:
         request.session["csrf"] = secrets.token_urlsafe(24)
     return str(request.session["csrf"])
+
+
+def _counts(instances: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+    """task -> state -> how many of its instances are in it."""
+    counts: dict[str, dict[str, int]] = {}
+    for i in instances:
+        c = counts.setdefault(i["task"], {})
+        c[i["state"]] = c.get(i["state"], 0) + 1
+    return counts
 
 
 def _progress(instances: list[dict[str, Any]]) -> tuple[int, int]:
