@@ -422,17 +422,7 @@ class Engine:
                 mine.mkdir(parents=True)
             handle = await cr.executor.submit(spec=spec)
         except Exception as e:  # a backend refusing one attempt must not stop the others
-            self._state.attempt_started(
-                jr.run_id,
-                tr.name,
-                inst.index,
-                inst.attempt,
-                executor=cr.executor_name,
-                handle="",
-                stdout=str(stdout),
-                stderr=str(stderr),
-                started_at=inst.started,
-            )
+            self._record_submitted(inst, cr, "")
             self._finished(inst, None, f"could not submit: {e}", submitted=False)
             return
         inst.handle = handle
@@ -443,20 +433,22 @@ class Engine:
             self._spawn(self._stop(cr, [inst]))
         # the handle is recorded at once, so that a later runner can reclaim the attempt
         inst.queued = cr.limit > cr.slots
-        self._state.attempt_started(
-            jr.run_id,
-            tr.name,
-            inst.index,
-            inst.attempt,
-            executor=cr.executor_name,
-            handle=handle,
-            stdout=str(stdout),
-            stderr=str(stderr),
-            started_at=inst.started,
-            queued=inst.queued,
-        )
+        self._record_submitted(inst, cr, handle, queued=inst.queued)
         if not inst.queued:
             self._began(inst)
+
+    def _record_submitted(
+        self, inst: _Inst, cr: _ClusterRun, handle: str, *, queued: bool = False
+    ) -> None:
+        """The attempt is with its executor (`handle`; "" when it refused it), recorded before
+        anything else happens, with the logs it writes."""
+        tr = inst.task
+        stdout, stderr = inst.logs
+        self._state.attempt_started(
+            tr.job_run.run_id, tr.name, inst.index, inst.attempt, executor=cr.executor_name,
+            handle=handle, stdout=str(stdout), stderr=str(stderr), started_at=inst.started,
+            queued=queued,
+        )  # fmt: skip
 
     def unclaimed(self) -> list[Adoption]:
         """Attempts of an interrupted run that this run did not take over (their instance
@@ -472,18 +464,7 @@ class Engine:
         inst.reported_start = adopted.started_at
         inst.queued = True
         cr.running[adopted.handle] = inst
-        self._state.attempt_started(
-            jr.run_id,
-            tr.name,
-            inst.index,
-            inst.attempt,
-            executor=cr.executor_name,
-            handle=adopted.handle,
-            stdout=adopted.stdout,
-            stderr=adopted.stderr,
-            started_at=inst.started,
-            queued=True,
-        )
+        self._record_submitted(inst, cr, adopted.handle, queued=True)
         self._report.emit(
             Event(
                 "re-attached",
