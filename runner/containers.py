@@ -138,10 +138,10 @@ def state_label(state_dir: Path) -> str:
     return hashlib.sha256(str(state_dir.resolve()).encode()).hexdigest()[:16]
 
 
-def container_name(state_dir: Path, run_id: int, key: str) -> str:
-    """The container of attempt `key` (JOB/TASK/INDEX/ATTEMPT) of run `run_id` of this state
-    folder: a name no other attempt, of this run or any other, ever has."""
-    text = f"{state_label(state_dir)}\0{run_id}\0{key}"
+def container_name(label: str, run_id: int, key: str) -> str:
+    """The container of attempt `key` (JOB/TASK/INDEX/ATTEMPT) of run `run_id` of the state
+    folder `label` marks: a name no other attempt, of this run or any other, ever has."""
+    text = f"{label}\0{run_id}\0{key}"
     return f"runner-{hashlib.sha256(text.encode()).hexdigest()[:24]}"
 
 

@@ -173,6 +173,7 @@ class Engine:
         self._uploading = 0  # succeeded instances whose outputs are being stored
         self._shipping = 0  # attempts whose logs are being copied to their task's `logs`
         self._removing = 0  # containers of stopped attempts being removed
+        self._container_label: str | None = None  # marks this state folder's containers
         self._factory = executor_factory or load_executor
         self._clusters: dict[str, _ClusterRun] = {}
         self._jobs: list[_JobRun] = []
@@ -525,11 +526,14 @@ class Engine:
         task = inst.task.plan.task
         runtime = containers.runtime_path(task)
         run_id = inst.task.job_run.run_id
-        inst.container = containers.container_name(self._state.directory, run_id, key)
+        label = self._container_label
+        if label is None:  # the state folder's mark, worked out once
+            label = self._container_label = containers.state_label(self._state.directory)
+        inst.container = containers.container_name(label, run_id, key)
         with contextlib.suppress(OSError):  # a folder that cannot be made fails the attempt
             workdir.mkdir(parents=True, exist_ok=True)  # below; one that can is mounted
         labels = {
-            "runner.state": containers.state_label(self._state.directory),
+            "runner.state": label,
             "runner.run": str(run_id),
             "runner.key": key,
         }
