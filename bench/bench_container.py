@@ -19,8 +19,9 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
+
+from measure import run_measured
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE = "localhost/runner-bench/wordfreq"
@@ -50,13 +51,7 @@ def once(n: int, slots: int, image: str | None, *, network: bool = True) -> floa
         if image and not network:
             line += "\n      runArgs: [--network=none]"
         (work / "m.yaml").write_text(JOB.format(n=n, slots=slots, image=line))
-        t = time.perf_counter()
-        p = subprocess.run([sys.executable, "-m", "runner", "apply", "m.yaml"], cwd=work,
-                           capture_output=True, text=True)  # fmt: skip
-        took = time.perf_counter() - t
-        if p.returncode != 0:
-            raise SystemExit(f"apply failed: {p.stdout}{p.stderr}")
-        return took
+        return run_measured([sys.executable, "-m", "runner", "apply", "m.yaml"], work)[0]
 
 
 def main() -> None:
