@@ -8,17 +8,15 @@ from __future__ import annotations
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
+from serving import free_port, wait_until_serving  # beside this file
 
 ROOT = Path(__file__).resolve().parents[3]
 ARTEFACTS = ROOT / "test-artefacts" / "web"
@@ -61,21 +59,12 @@ def server(tmp_path: Path) -> Iterator[str]:
     project = tmp_path / "studio"
     project.mkdir()
     (project / "studio.yaml").write_text(textwrap.dedent(PROJECT).lstrip())
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {**os.environ, "RUNNER_WEB_PASSWORD": PASSWORD}
     p = subprocess.Popen([sys.executable, "-m", "runner", "serve", str(tmp_path), "--port",
                           str(port)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)  # fmt: skip
     base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            httpx.get(base + "/login", timeout=1)
-            break
-        except httpx.TransportError:
-            assert time.monotonic() < deadline and p.poll() is None, "runner serve did not answer"
-            time.sleep(0.2)
+    wait_until_serving(base, p, 30)
     try:
         yield base
     finally:

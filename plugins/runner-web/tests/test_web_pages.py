@@ -7,16 +7,15 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 from runner_web import make_app
 from runner_web.auth import ensure_admin
+from serving import free_port, wait_until_serving  # beside this file
 from starlette.testclient import TestClient
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -71,9 +70,7 @@ def test_runner_serve_answers_over_http_and_prints_a_first_password_once(
     tmp_path: Path,
 ) -> None:
     demo = _applied(tmp_path)
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = free_port()
     env = {k: v for k, v in os.environ.items() if k != "RUNNER_WEB_PASSWORD"}
     p = subprocess.Popen(
         [sys.executable, "-m", "runner", "serve", "demo", "--port", str(port)],
@@ -86,14 +83,7 @@ def test_runner_serve_answers_over_http_and_prints_a_first_password_once(
         assert found, first
         password = found.group(1)
         base = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + 20
-        while True:
-            try:
-                httpx.get(base + "/login", timeout=1)
-                break
-            except httpx.TransportError:
-                assert time.monotonic() < deadline, "runner serve did not answer"
-                time.sleep(0.2)
+        wait_until_serving(base, p, 20)
         with httpx.Client(base_url=base, follow_redirects=False) as c:
             assert c.get("/").headers["location"] == "/login"
             token = re.search(r'name="csrf" value="([^"]+)"', c.get("/login").text)
