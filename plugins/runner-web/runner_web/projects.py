@@ -99,7 +99,12 @@ class Projects:
             folder = (self.root / project_id).resolve()
         except (OSError, ValueError):  # a NUL byte, a loop of links
             return None
-        if not folder.is_relative_to(self.root) or folder not in self.folders():
+        # what `folders` would list, asked of this one folder (not a walk of the whole tree)
+        if not folder.is_relative_to(self.root) or not folder.is_dir():
+            return None
+        if any(part.startswith(".") for part in folder.relative_to(self.root).parts):
+            return None
+        if not any(_is_manifest(f.name) and f.is_file() for f in folder.iterdir()):
             return None
         return self._project(folder)
 
