@@ -470,7 +470,9 @@ def serve(
         raise UserError(
             "the dashboard is an optional part: pip install -e plugins/runner-web"
         ) from None
-    where = state_dir or (path / ".runner" if path is not None else _state_dir(None))
+    # resolved once: the dashboard hands these to applies it starts in other folders
+    path = path.resolve() if path is not None else None
+    where = (state_dir or (path / ".runner" if path is not None else _state_dir(None))).resolve()
     made = auth.ensure_admin(where)
     import os
 

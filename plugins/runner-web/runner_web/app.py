@@ -60,6 +60,11 @@ def _secret(state_dir: Path) -> str:
 
 
 def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = False) -> Starlette:
+    """The dashboard over the state folder `state_dir` and the projects under `manifests`."""
+    # resolved once, here: `runner serve manifests` names them relative to where it was
+    # started, and a submission's `runner apply` starts in the project's folder instead
+    state_dir = state_dir.resolve()
+    manifests = manifests.resolve() if manifests is not None else None
     templates = Environment(
         loader=PackageLoader("runner_web", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),

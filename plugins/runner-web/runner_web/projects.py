@@ -365,6 +365,10 @@ def spawn_apply(
 ) -> tuple[subprocess.Popen[bytes], Path]:
     """`runner apply FILES --job JOB` in a session of its own (it outlives the server), its
     output kept in the state folder."""
+    # the child starts in `cwd`: a path relative to the server's folder would mean another
+    # file there (a state folder nested in the project, the run never seen by the server)
+    files = [str(Path(f).absolute()) for f in files]
+    state_dir, cwd = state_dir.absolute(), cwd.absolute()
     out_dir = state_dir / "web"
     out_dir.mkdir(parents=True, exist_ok=True)
     log = out_dir / f"apply-{job}-{int(time.time() * 1000)}.txt"

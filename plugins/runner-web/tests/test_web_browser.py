@@ -5,18 +5,14 @@ instance's log as it grows. Screenshots are kept in test-artefacts/web/."""
 
 from __future__ import annotations
 
-import os
 import re
-import signal
-import subprocess
-import sys
 import textwrap
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from playwright.sync_api import Browser, Page, expect, sync_playwright
-from serving import free_port, wait_until_serving  # beside this file
+from serving import serving  # beside this file
 
 ROOT = Path(__file__).resolve().parents[3]
 ARTEFACTS = ROOT / "test-artefacts" / "web"
@@ -59,17 +55,8 @@ def server(tmp_path: Path) -> Iterator[str]:
     project = tmp_path / "studio"
     project.mkdir()
     (project / "studio.yaml").write_text(textwrap.dedent(PROJECT).lstrip())
-    port = free_port()
-    env = {**os.environ, "RUNNER_WEB_PASSWORD": PASSWORD}
-    p = subprocess.Popen([sys.executable, "-m", "runner", "serve", str(tmp_path), "--port",
-                          str(port)], cwd=tmp_path, env=env, stdout=subprocess.DEVNULL)  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    wait_until_serving(base, p, 30)
-    try:
+    with serving(str(tmp_path), cwd=tmp_path, password=PASSWORD) as base:
         yield base
-    finally:
-        p.send_signal(signal.SIGINT)
-        p.wait(timeout=30)
 
 
 @pytest.fixture

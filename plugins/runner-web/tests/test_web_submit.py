@@ -14,9 +14,11 @@ import textwrap
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 from runner_web import make_app
 from runner_web.auth import ensure_admin
+from serving import serving  # beside this file
 from starlette.testclient import TestClient
 
 PASSWORD = "a long enough password"
@@ -84,12 +86,14 @@ def studio(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> tuple[TestClient,
     state = tmp_path / ".runner"
     ensure_admin(state)
     c = TestClient(make_app(state, manifests=tmp_path), follow_redirects=False)
-    token = _csrf(c.get("/login").text)
-    assert (
-        c.post("/login", data={"user": "admin", "password": PASSWORD, "csrf": token}).status_code
-        == 303
-    )
+    _login(c)
     return c, project
+
+
+def _login(c: httpx.Client) -> None:
+    token = _csrf(c.get("/login").text)
+    r = c.post("/login", data={"user": "admin", "password": PASSWORD, "csrf": token})
+    assert r.status_code == 303, r.text
 
 
 def _csrf(page: str) -> str:
@@ -98,7 +102,7 @@ def _csrf(page: str) -> str:
     return found.group(1)
 
 
-def _post(c: TestClient, path: str, data: dict[str, str]) -> object:
+def _post(c: httpx.Client, path: str, data: dict[str, str]) -> httpx.Response:
     return c.post(path, data={"csrf": _csrf(c.get("/apps").text), **data})
 
 
@@ -117,7 +121,7 @@ def _errors(page: str, name: str) -> list[str]:
 
 
 def _wait(
-    c: TestClient, run: int, until: tuple[str, ...], timeout: float = 60
+    c: httpx.Client, run: int, until: tuple[str, ...], timeout: float = 60
 ) -> dict[str, object]:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -234,6 +238,31 @@ def test_a_submission_runs_and_a_failed_one_is_retried_from_its_page(
     assert "retry what did not succeed" not in c.get(f"/runs/{second}").text
     refused = _post(c, f"/runs/{second}/retry", {})
     assert refused.status_code == 409 and "succeeded" in refused.text
+
+
+def test_a_folder_served_by_a_relative_path_takes_submissions(tmp_path: Path) -> None:
+    """`runner serve manifests`, the folder named relative to where the server starts: a
+    submission is accepted, its run shows on the runs page and is kept in the served folder's
+    own .runner/, and the paths in the form are the project's."""
+    served = tmp_path / "manifests"
+    project = served / "studio"
+    project.mkdir(parents=True)
+    (project / "studio.yaml").write_text(textwrap.dedent(PROJECT).lstrip())
+    (project / "gate").mkdir()
+    (project / "open-sesame").write_text("")  # every instance of greet may succeed
+    with serving("manifests", cwd=tmp_path, password=PASSWORD) as base, httpx.Client(
+        base_url=base, follow_redirects=False, timeout=60
+    ) as c:
+        _login(c)
+        r = _post(c, "/submit", GOOD)
+        assert r.status_code == 303, r.text
+        run = int(r.headers["location"].rsplit("/", 1)[1])
+        assert f'<a href="/runs/{run}">{run}</a>' in c.get("/").text
+        assert _wait(c, run, ("failed", "succeeded"))["state"] == "succeeded"
+    assert (served / ".runner" / "state.db").is_file()
+    assert not [str(d) for d in tmp_path.rglob(".runner") if d != served / ".runner"]
+    texts = sorted(f.read_text() for f in (project / "out" / "greetings").rglob("greet-*.txt"))
+    assert texts == ["hi fancy x3 true 1-4 studio-a\n"] * 2
 
 
 def test_a_submission_that_apply_refuses_says_why_on_the_form(
