@@ -41,6 +41,7 @@ __all__ = [
     "resolve",
     "run_argv",
     "runtime_path",
+    "runtime_said",
     "state_label",
 ]
 
@@ -65,6 +66,27 @@ def runtime_path(task: Task) -> str:
 def _last_line(text: str) -> str:
     lines = [line.strip() for line in text.strip().splitlines() if line.strip()]
     return lines[-1] if lines else "no message"
+
+
+# what `podman run` and `docker run` exit with when they, not the command, failed (125), or the
+# command could not be run (126) or found (127) in the image
+RUNTIME_FAILURES = frozenset({125, 126, 127})
+
+
+def runtime_said(runtime: str, code: int, stderr: Path) -> str | None:
+    """After `runtime run` exited with `code`: the last line of its stderr (where the runtime
+    writes why it failed, e.g. "Error: netavark: No such file or directory"), when the code is
+    one of the runtime's own failures."""
+    if code not in RUNTIME_FAILURES:
+        return None
+    try:
+        with stderr.open("rb") as f:
+            f.seek(max(0, f.seek(0, os.SEEK_END) - 4096))
+            tail = f.read().decode("utf-8", "replace")
+    except OSError:
+        return None
+    line = _last_line(tail)
+    return None if line == "no message" else f"{Path(runtime).name} said: {line[:300]}"
 
 
 def _inspect(runtime: str, image: str) -> tuple[str | None, str]:

@@ -573,6 +573,7 @@ class Engine:
                 self._emit_started(inst)
         inst.handle = None
         inst.deadline = None
+        runtime = containers.runtime_path(task) if inst.container is not None else None
         if inst.container is not None and (inst.stopped_by is not None or code != 0):
             # stopping `podman run` (we did, or a scheduler did: scancel, qdel, a limit) does
             # not stop its container: it goes now (`--rm` takes care of those that end)
@@ -604,6 +605,9 @@ class Engine:
             state, reason = "failed", f"exit code {code}"
             if message:  # what the executor knows about it (a scheduler stopped it, say)
                 reason = f"{reason}; {message}"
+            said = runtime and containers.runtime_said(runtime, code, inst.logs[1])
+            if said:  # podman's own failure ("netavark: No such file or directory")
+                reason = f"{reason}; {said}"
             explain = getattr(tr.plan.kind, "explain", None)
             why = (
                 explain(task=task, exit_code=code, stdout=inst.logs[0], stderr=inst.logs[1])

@@ -297,3 +297,21 @@ def test_a_working_folder_per_instance_is_made_and_mounted(tmp_path: Path, image
     for i in (0, 1):
         where = (tmp_path / "out" / f"where-{i}.txt").read_text().strip()
         assert where == str(tmp_path / "scratch dir" / str(i))
+
+
+def test_when_podman_itself_fails_the_reason_quotes_it(tmp_path: Path, images: str) -> None:
+    """Exit codes 125-127 are the runtime's own failures (a network it cannot set up, a
+    program not in the image): the instance's reason says what podman said, not only the
+    code."""
+    job(tmp_path, f"{images}:1", instances=1, extra="runArgs: [--network=no-such-network]")
+    assert run(["apply", "m.yaml"], cwd=tmp_path).code == 1
+    status = cli("status", "--state-dir", str(tmp_path / ".runner")).out
+    assert "exit code 125; podman said: Error: unable to find network with name or ID " \
+        "no-such-network: network not found" in status, status
+    other = tmp_path / "other"
+    job(other, f"{images}:1", instances=1, command="[no-such-tool]")
+    assert run(["apply", "m.yaml"], cwd=other).code == 1
+    status = cli("status", "--state-dir", str(other / ".runner")).out
+    assert 'exit code 127; podman said: Error: ' in status and \
+        'exec: "no-such-tool": executable file not found' in status, status
+    assert containers_of(tmp_path / ".runner") == containers_of(other / ".runner") == []
