@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -17,6 +18,7 @@ import pytest
 from runner.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
+IMAGE = "localhost/runner-test/wordfreq"
 
 
 @dataclass
@@ -76,3 +78,13 @@ def write(path: Path, text: str) -> Path:
 def workdir(tmp_path: Path) -> Path:
     """A fresh directory to hold manifests, state and outputs."""
     return tmp_path
+
+
+@pytest.fixture(scope="session")
+def images() -> str:
+    """localhost/runner-test/wordfreq:1 and :2, built by the container example's build-image.sh
+    (busybox-static, podman import; wordfreq 2 also prints each word's share)."""
+    assert shutil.which("podman"), "scripts/test installs podman"
+    build = ROOT / "manifests" / "examples" / "container" / "build-image.sh"
+    subprocess.run([str(build), IMAGE], check=True, capture_output=True)
+    return IMAGE

@@ -18,18 +18,7 @@ from pathlib import Path
 import pytest
 
 from runner.containers import state_label
-from tests.conftest import ROOT, cli, run, write
-
-IMAGE = "localhost/runner-test/wordfreq"
-BUILD = ROOT / "manifests" / "examples" / "container" / "build-image.sh"
-
-
-@pytest.fixture(scope="session")
-def images() -> str:
-    """localhost/runner-test/wordfreq:1 and :2 (wordfreq 2 also prints each word's share)."""
-    assert shutil.which("podman"), "scripts/test installs podman"
-    subprocess.run([str(BUILD), IMAGE], check=True, capture_output=True)
-    return IMAGE
+from tests.conftest import cli, run, write
 
 
 @pytest.fixture

@@ -417,11 +417,14 @@ def test_calls_run_in_their_images_with_podman_when_asked(tmp_path: Path) -> Non
     subprocess.run([str(build), base], check=True, capture_output=True)
     # miniwdl runs a call's command with bash; busybox has none, so its sh stands in
     box, image = f"wdl-bash-{os.getpid()}", f"{base}-bash:1"
-    subprocess.run(["podman", "run", "--name", box, f"{base}:1", "sh", "-c",
-                    'printf "#!/bin/sh\\nexec /bin/sh \\"\\$@\\"\\n" > /bin/bash;'
-                    " chmod 755 /bin/bash"], check=True, capture_output=True)  # fmt: skip
-    subprocess.run(["podman", "commit", "--quiet", box, image], check=True, capture_output=True)
-    subprocess.run(["podman", "rm", "--force", box], check=True, capture_output=True)
+    try:
+        subprocess.run(["podman", "run", "--name", box, f"{base}:1", "sh", "-c",
+                        'printf "#!/bin/sh\\nexec /bin/sh \\"\\$@\\"\\n" > /bin/bash;'
+                        " chmod 755 /bin/bash"], check=True, capture_output=True)  # fmt: skip
+        subprocess.run(["podman", "commit", "--quiet", box, image], check=True,
+                       capture_output=True)  # fmt: skip
+    finally:
+        subprocess.run(["podman", "rm", "--force", box], capture_output=True)
     (tmp_path / "counted.wdl").write_text(IN_IMAGE.replace("IMAGE", image))
     (tmp_path / "words.txt").write_text("sea sea sea ship ship gull\n")
     (tmp_path / "m.yaml").write_text(
@@ -439,4 +442,9 @@ def test_calls_run_in_their_images_with_podman_when_asked(tmp_path: Path) -> Non
         log = runner("logs", "1", "count/0", cwd=tmp_path).stdout
         assert "podman invocation" in log and image in log
     finally:
+        # the calls' containers too (miniwdl names them), should a call have been left running
+        calls = subprocess.run(["podman", "ps", "--all", "--quiet", "--filter",
+                                f"ancestor={image}"], capture_output=True, text=True)  # fmt: skip
+        if calls.stdout.split():
+            subprocess.run(["podman", "rm", "--force", *calls.stdout.split()], capture_output=True)
         subprocess.run(["podman", "rmi", "--force", image], capture_output=True)
