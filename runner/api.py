@@ -15,6 +15,7 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Sequence
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -54,6 +55,27 @@ def only_jobs(bundle: Bundle, jobs: Sequence[str]) -> Bundle:
     return bundle
 
 
+def on_cluster(bundle: Bundle, cluster: str | None) -> Bundle:
+    """`bundle` with every task of its jobs on the Cluster named `cluster` (one of the
+    manifests'), whatever cluster the tasks name; unchanged when `cluster` is None. Where a
+    task runs is not part of what it is: work done on one cluster is not redone on another."""
+    if cluster is None:
+        return bundle
+    from runner.errors import Diagnostic
+    from runner.manifest.loader import did_you_mean
+
+    target = bundle.clusters.get(cluster)
+    if target is None:
+        known = ", ".join(sorted(bundle.clusters)) or "none"
+        raise UserError(Diagnostic(
+            f"--cluster {cluster}: no Cluster {cluster!r} in these manifests (they have: "
+            f"{known})", "--cluster", hint=did_you_mean(cluster, bundle.clusters),
+        ))  # fmt: skip
+    for job in bundle.jobs.values():
+        job.tasks = {name: replace(t, cluster=target) for name, t in job.tasks.items()}
+    return bundle
+
+
 def _state_for(bundle: Bundle, state_dir: Path | None) -> Path:
     return state_dir or default_state_dir(bundle.base_dir)
 
@@ -66,9 +88,10 @@ def plan(
     force: bool = False,
     rerun: Sequence[str] = (),
     jobs: Sequence[str] = (),
+    cluster: str | None = None,
 ) -> tuple[Bundle, list[JobPlan]]:
     """What `apply` would do, reading state but running nothing."""
-    bundle = only_jobs(load(paths, sets), jobs)
+    bundle = on_cluster(only_jobs(load(paths, sets), jobs), cluster)
     sdir = _state_for(bundle, state_dir)
     state = State(sdir) if (sdir / "state.db").exists() else None
     try:
@@ -260,15 +283,16 @@ def apply(
     output: str = "text",
     out: TextIO | None = None,
     jobs: Sequence[str] = (),
+    cluster: str | None = None,
 ) -> int:
     """Reconcile: run what the plan says, record everything; return the exit code.
-    `jobs`: only these jobs of the manifests (default: all)."""
+    `jobs`: only these jobs of the manifests (default: all); `cluster`: run them there."""
     from runner.engine import Engine
     from runner.events import make_reporter
     from runner.lock import JobLock
 
     out = out or sys.stdout
-    bundle = only_jobs(load(paths, sets), jobs)
+    bundle = on_cluster(only_jobs(load(paths, sets), jobs), cluster)
     sdir = _state_for(bundle, state_dir)
     state = State(sdir)
     locks: list[JobLock] = []

@@ -57,6 +57,11 @@ Jobs = Annotated[
     list[str] | None,
     typer.Option("--job", help="only this job of the manifests (repeatable; default: all)"),
 ]
+ClusterOpt = Annotated[
+    str | None,
+    typer.Option("--cluster", help="run every task on this Cluster of the manifests instead "
+                 "of the one it names"),
+]
 
 
 def _state_dir(given: Path | None) -> Path:
@@ -117,13 +122,14 @@ def plan(
     ] = False,
     output: OutputOpt = Output.text,
     jobs: Jobs = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Show, per task and instance, whether apply would run or skip it and why."""
     from runner import api
 
     _, plans = api.plan(
         paths, sets=sets or [], state_dir=state_dir, force=force, rerun=rerun or [],
-        jobs=jobs or [],
+        jobs=jobs or [], cluster=cluster,
     )  # fmt: skip
     if output == Output.json:
         print(json.dumps(api.plan_as_json(plans), indent=1))
@@ -151,6 +157,7 @@ def apply(
     ] = False,
     output: OutputOpt = Output.text,
     jobs: Jobs = None,
+    cluster: ClusterOpt = None,
 ) -> None:
     """Run what is not done yet; skip what is; record everything."""
     from runner import api
@@ -164,6 +171,7 @@ def apply(
         fail_fast=fail_fast,
         output=output.value,
         jobs=jobs or [],
+        cluster=cluster,
     )
     raise typer.Exit(code)
 

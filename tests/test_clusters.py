@@ -71,12 +71,12 @@ def test_the_example_job_runs_on_the_cluster_and_is_not_redone(
 ) -> None:
     for f in EXAMPLE.glob("*.yaml"):
         shutil.copy(f, tmp_path)
-    r = runner("apply", "job.yaml", f"{executor}.yaml", cwd=tmp_path)
+    r = runner("apply", ".", "--cluster", executor, cwd=tmp_path)
     assert r.returncode == 0, r.stdout + r.stderr
     assert (tmp_path / "out" / "report" / "total.txt").read_text() == "17984 primes\n"
     assert "9 succeeded" in r.stdout
-    # the same work on another cluster is the same work: nothing to do
-    again = runner("apply", "job.yaml", "local.yaml", cwd=tmp_path)
+    # the same work on another cluster (the one the job names) is the same work: nothing to do
+    again = runner("apply", ".", cwd=tmp_path)
     assert "Nothing to do" in again.stdout, again.stdout + again.stderr
     # one array job per task; each instance's output at the engine's path
     scripts = sorted((tmp_path / ".runner" / "logs" / "1" / "count").glob(f".{executor}-*/job.sh"))
