@@ -114,6 +114,23 @@ class Executor(Protocol):
 class Kind(Protocol):
     """Turns a task into instance specs and checks an instance's result."""
 
+    @property
+    def default_command(self) -> str | list[str] | None:
+        """The command a task or App of this kind runs when its manifest writes no `command:`
+        (blender's is "blender"), or None when the kind has none. A class attribute will do:
+        `default_command = "blender"`.
+
+        A default is used exactly as if the manifest had written it (`command: blender` and
+        no `command:` give the same task and the same fingerprints), so it follows the rules
+        of a written command: a string runs through /bin/sh, a list without a shell, neither
+        may be empty. It is a program, not a template: it holds no `$<placeholders>`.
+
+        With None, an App of this kind must write `command:`, and so must a task of the
+        `shell` kind; a task of another kind that writes none gets an empty command (a kind
+        that builds its own command line, like wdl, never reads it; one that needs it says so
+        in `check`). A kind written before this member existed is read as None:
+        `runner.manifest.loader.default_command` is the one place that reads it."""
+
     def expand(self, *, task: Task) -> list[InstanceSpec]:
         """One spec per instance, in index order."""
 

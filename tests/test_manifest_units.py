@@ -1,4 +1,5 @@
-"""Unit tests of the pure manifest pieces: frame ranges, durations, `$<...>` templates, params."""
+"""Unit tests of the pure manifest pieces: frame ranges, durations, `$<...>` templates, params,
+and a kind's default command."""
 
 from __future__ import annotations
 
@@ -8,6 +9,9 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from runner.contracts import Kind
+from runner.errors import UserError
+from runner.manifest import loader
 from runner.manifest.durations import parse_duration
 from runner.manifest.frames import FrameError, parse_frames
 from runner.manifest.params import PARAM_TYPES, ParamError, ParamSpec, coerce, to_text
@@ -367,3 +371,47 @@ def test_nested_aliases_are_shared_not_copied() -> None:
     docs, problems = read_documents("m.yaml", "\n".join(lines) + "\n")
     assert problems == []
     assert len(docs[0].data["l29"]) == 10
+
+
+# -- a kind's default command -------------------------------------------------------------------
+
+
+class _Kind:
+    """A kind as a plugin writes it; `default_command` is set per test."""
+
+    def expand(self, *, task: Any) -> list[Any]:
+        return []
+
+    def verify(self, *, task: Any, instance: Any, stdout: Any, stderr: Any) -> str | None:
+        return None
+
+
+@pytest.mark.parametrize("declared", ["tool", ["tool", "--batch"], None])
+def test_a_kind_declares_its_default_command(
+    monkeypatch: pytest.MonkeyPatch, declared: str | list[str] | None
+) -> None:
+    kind = _Kind()
+    kind.default_command = declared  # type: ignore[attr-defined]
+    monkeypatch.setitem(loader._KINDS, "k", kind)
+    assert isinstance(kind, Kind)
+    assert loader.default_command("k") == declared
+
+
+def test_a_kind_written_before_default_command_existed_has_none(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(loader._KINDS, "old", _Kind())
+    assert loader.default_command("old") is None
+    monkeypatch.setitem(loader._KINDS, "missing", None)  # not installed
+    assert loader.default_command("missing") is None
+
+
+@pytest.mark.parametrize("declared", ["", "  ", [], [""], ["tool", 3], 7, "tool $<x>", ["$<y>"]])
+def test_a_bad_default_command_is_the_plugins_fault(
+    monkeypatch: pytest.MonkeyPatch, declared: Any
+) -> None:
+    kind = _Kind()
+    kind.default_command = declared  # type: ignore[attr-defined]
+    monkeypatch.setitem(loader._KINDS, "bad", kind)
+    with pytest.raises(UserError, match="kind plugin 'bad' declares an invalid default_command"):
+        loader.default_command("bad")

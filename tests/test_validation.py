@@ -135,9 +135,30 @@ def test_misspelt_command_in_an_app(tmp_path: Path) -> None:
     text = APP.replace("  command:", "  comand:") + "---\n" + job("a: {command: 'true'}")
     r = validate(tmp_path, text)
     expect(r, "m.yaml:5:3", "unknown key 'comand'", hint="did you mean 'command'?", text=text)
+    # the misspelt key says it all: no second problem for the command it leaves out
+    assert count(r) == 1
+
+
+def test_an_app_without_a_command_needs_a_kind_that_has_one(tmp_path: Path) -> None:
+    """`command:` may be left out only where the App's kind has a default command (blender's
+    is `blender`); a shell App without one is reported at its spec, saying what to add."""
+    app = APP.replace("  command: render -o $<output> -F $<format> -f $<frames> -s $<seed>\n", "")
+    assert "command" not in app
+    text = app + "---\n" + job("a: {app: render, params: {frames: 1-4}}")
+    r = validate(tmp_path, text)
     expect(
-        r, "m.yaml:4:1", "missing required key 'command'", hint="add 'command: ...' here", text=text
+        r,
+        "m.yaml:4:1",
+        "missing required key 'command': kind 'shell' has no default command",
+        hint="add 'command: ...' here, or set a kind that has a default command (blender)",
+        text=text,
     )
+    assert count(r) == 1
+    # a kind that is not installed may well have a default: only the unknown kind is reported
+    text = text.replace("spec:\n  params:", "spec:\n  kind: blendr\n  params:")
+    r = validate(tmp_path, text)
+    expect(r, at(text, "blendr"), "unknown task kind 'blendr'", hint="did you mean 'blender'?")
+    assert count(r) == 1
 
 
 def test_unknown_kind_and_top_level_key(tmp_path: Path) -> None:

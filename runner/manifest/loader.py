@@ -602,9 +602,22 @@ def _check_app(check: _Checker, a: AppDoc, doc: Document, kinds: set[str]) -> No
         | set(BUILTIN_PLACEHOLDERS)
         | kind_placeholders(a.spec.kind)
     )
-    _check_placeholders(
-        check, doc, ["spec", "command"], a.spec.command, declared, f"app {a.metadata.name!r}"
-    )
+    if a.spec.command is not None:
+        _check_placeholders(
+            check, doc, ["spec", "command"], a.spec.command, declared, f"app {a.metadata.name!r}"
+        )
+    elif a.spec.kind in kinds:  # (a kind that is not installed may well have a default)
+        # from here on the App is as if it had written its kind's default: its tasks get the
+        # same command, and the same fingerprints
+        a.spec.command = default_command(a.spec.kind)
+        if a.spec.command is None:
+            check.at(
+                doc,
+                ["spec"],
+                f"missing required key 'command': kind {a.spec.kind!r} has no default command",
+                _command_hint(kinds),
+                key=True,  # where pydantic reports a missing key: at the key opening the spec
+            )
     for k, v in a.spec.env.items():
         _check_placeholders(check, doc, ["spec", "env", k], v, declared, f"app {a.metadata.name!r}")
 
@@ -827,7 +840,7 @@ def _app_params(
         except ParamError as e:
             check.problems.append(Diagnostic(f"--set {name}.{pname}: {e}", "--set"))
     env = [v for k, v in app.spec.env.items() if k not in t.env]
-    used = _used_names([app.spec.command, *env])
+    used = _used_names([*([] if app.spec.command is None else [app.spec.command]), *env])
     for pname, spec in specs.items():
         if pname in params or pname in given:
             continue
@@ -894,7 +907,8 @@ def _resolve_task(
     types_: dict[str, str] = {}
     if app is not None:
         params, types_ = _app_params(check, doc, here, name, t, app, sets)
-        command: str | list[str] = app.spec.command
+        # the App's own or its kind's default (_check_app); none is reported at the App
+        command: str | list[str] = app.spec.command if app.spec.command is not None else ""
     else:
         structured = t.kind not in (None, "shell")  # a kind may take a mapping (wdl's inputs)
         for pname, value in t.params.items():
@@ -918,7 +932,8 @@ def _resolve_task(
                 )
             else:
                 params[pname] = value
-        command = t.command if t.command is not None else ""  # a kind that writes its own
+        # else the kind's default; else empty, for a kind that writes its own (wdl)
+        command = t.command if t.command is not None else default_command(kind) or ""
         _check_value_names(check, doc, here, t.params, t.inputs, t.outputs)
         declared = set(t.params) | set(t.inputs) | set(t.outputs) | set(BUILTIN_PLACEHOLDERS)
         declared |= kind_placeholders(kind)
@@ -1040,6 +1055,51 @@ def kind_plugin(name: str) -> Any:
 def kind_placeholders(name: str) -> set[str]:
     """Extra `$<name>`s a kind fills in for commands (blender's `$<frames>`)."""
     return set(getattr(kind_plugin(name), "placeholders", ()))
+
+
+def default_command(name: str) -> str | list[str] | None:
+    """The command a task or App of kind `name` runs when it writes none: the kind's
+    `default_command` (runner.contracts.Kind), or None when it has none or is not installed.
+
+    The one place that reads the member: a kind written before it existed has none. A
+    declared default is checked like a written command; a bad one is the plugin's fault."""
+    declared = getattr(kind_plugin(name), "default_command", None)
+    if declared is None:
+        return None
+    parts = [declared] if isinstance(declared, str) else declared
+    problem = None
+    if not isinstance(parts, list) or not all(isinstance(p, str) for p in parts):
+        problem = "it must be a string, a list of strings or None"
+    elif not parts or not parts[0].strip():
+        problem = "it is empty"
+    elif any(_has_placeholders(p) for p in parts):
+        problem = "it holds $<placeholders>, which only a command a manifest writes may have"
+    if problem is not None:
+        raise UserError(
+            f"kind plugin {name!r} declares an invalid default_command {declared!r}: {problem}; "
+            "upgrade the package that provides it, or write `command:` in the manifest"
+        )
+    return list(parts) if isinstance(declared, list) else declared
+
+
+def _has_placeholders(text: str) -> bool:
+    try:
+        return bool(placeholders(text))
+    except TemplateError:  # a malformed `$<`
+        return True
+
+
+def _command_hint(kinds: Iterable[str]) -> str:
+    """What to write when `command:` is missing: the command, or a kind that has a default."""
+    with_default = []
+    for k in sorted(kinds):
+        try:
+            if default_command(k) is not None:
+                with_default.append(k)
+        except UserError:  # a kind that fails to load, or declares a bad default: no hint
+            continue
+    more = f", or set a kind that has a default command ({', '.join(with_default)})"
+    return "add 'command: ...' here" + (more if with_default else "")
 
 
 def _in_file_order(problems: list[Diagnostic], files: Sequence[Path]) -> list[Diagnostic]:

@@ -162,7 +162,13 @@ class AppSpec(_Env, _Container):
     """A reusable command template with typed parameters."""
 
     kind: Name = Field(default="shell", description="task kind plugin (runner plugins)")
-    command: Command
+    # optional here: the loader applies the kind's default (Kind.default_command), or reports
+    # the missing command when the kind has none
+    command: Command | None = Field(
+        default=None,
+        description="what to run, as in a task; leave it out to run the kind's default "
+        "command, where the kind has one (blender's: `blender`)",
+    )
     params: dict[Name, ParamSpec] = Field(default_factory=dict)
     inputs: dict[Name, IOSpec] = Field(default_factory=dict)
     outputs: dict[Name, IOSpec] = Field(default_factory=dict)

@@ -12,7 +12,8 @@ An App of this kind takes the parameters of the classic BatchCompute Blender App
     threads, samples, resolution_percentage
     chunk                 frames per instance; the instance count is then derived
 
-With `command: blender` (or the path of a Blender) the kind writes the command line itself,
+With `command: blender` (the kind's default command: an App or task of this kind that writes
+no `command:` gets it) or the path of a Blender, the kind writes the command line itself,
 avoiding Blender's traps: frames as `a..b` (it renders nothing for `a-b` and exits 0), `-o`
 before `-f`, `--python-exit-code 1` before `--python-expr`, the output format checked before
 Blender silently falls back to the file's. Any other command is a custom command line: it
@@ -154,6 +155,8 @@ def output_pattern(task: Task) -> str:
 class BlenderKind:
     """Renders frame chunks with headless Blender; success means every frame is on disk."""
 
+    # the Blender on PATH, driven by the built-in command line (see the module's docstring)
+    default_command = "blender"
     placeholders = PLACEHOLDERS
 
     def check(self, *, task: Task) -> list[tuple[str | None, str, str | None]]:

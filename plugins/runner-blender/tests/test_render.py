@@ -14,6 +14,9 @@ from pathlib import Path
 
 import pytest
 from PIL import Image, ImageChops, ImageStat
+from runner_blender import BlenderKind
+
+from runner.contracts import Kind
 
 ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE = ROOT / "manifests" / "examples" / "blender"
@@ -42,8 +45,8 @@ spec:
 """
 
 
-def job(params: str, instances: int = 2, extra: str = "") -> str:
-    return APP + (
+def job(params: str, instances: int = 2, extra: str = "", app: str = APP) -> str:
+    return app + (
         "apiVersion: runner/v1\nkind: Job\nmetadata: {name: shots}\nspec:\n  tasks:\n"
         "    render:\n      app: blender-render\n"
         f"      instances: {instances}\n      params: {{{params}}}\n"
@@ -279,6 +282,53 @@ def test_a_custom_command_line_gets_the_frame_tokens_and_is_still_checked(shot: 
     assert r.returncode == 1, r.stdout + r.stderr
     assert "frames not rendered: 1-2 of 1-2" in r.stdout
     assert "frames not rendered: 3-4 of 3-4" in r.stdout
+
+
+def plan(manifest: str, d: Path) -> dict[str, dict[int, tuple[str, str]]]:
+    """`runner plan` of `manifest` (written to d/r.yaml): task -> index -> (action, fingerprint)."""
+    (d / "r.yaml").write_text(manifest)
+    r = runner("plan", "r.yaml", "-o", "json", cwd=d)
+    assert r.returncode == 0, r.stderr
+    return {
+        t["task"]: {i["index"]: (i["action"], i["fingerprint"]) for i in t["instances"]}
+        for j in json.loads(r.stdout)["jobs"]
+        for t in j["tasks"]
+    }
+
+
+def test_an_app_of_kind_blender_needs_no_command(shot: Path) -> None:
+    """`blender` is the kind's default command: an App that leaves `command:` out renders with
+    the built-in command line, exactly as if it had written `command: blender`, so that a run
+    made either way is up to date for the other."""
+    implicit = APP.replace("  command: blender\n", "")
+    assert "command:" not in implicit
+    params = "scene: scene.blend, frames: 1-4"
+    (shot / "r.yaml").write_text(job(params, app=implicit))
+    v = runner("validate", "r.yaml", cwd=shot)
+    assert v.returncode == 0, v.stderr
+    r = runner("apply", "r.yaml", cwd=shot)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "frames 1-2" in r.stdout and "frames 3-4" in r.stdout
+    result = shot / "out" / "result"
+    assert sorted(p.name for p in result.iterdir()) == [f"{i:04d}.png" for i in range(1, 5)]
+    # the built-in command line ran (with a custom one Blender would not report the frames)
+    logs = runner("logs", "1", "render/0", cwd=shot)
+    assert f"Saved: '{result / '0001.png'}'" in logs.stdout
+    written = plan(job(params), shot)
+    assert {a for inst in written.values() for a, _ in inst.values()} == {"skip"}
+    assert written == plan(job(params, app=implicit), shot)
+
+
+def test_a_blender_task_without_an_app_or_command_runs_blender(tmp_path: Path) -> None:
+    """A task of kind blender gets the kind's default command too (not an empty one): the
+    kind declares it on the Kind contract."""
+    custom = CUSTOM.format(frames="$<frames>")
+    command = custom[custom.index("      command:") : custom.index("      params:")]
+    implicit = custom.replace(command, "")
+    assert "command" not in implicit
+    written = custom.replace(command, "      command: blender\n")
+    assert plan(implicit, tmp_path) == plan(written, tmp_path)
+    assert isinstance(BlenderKind(), Kind) and BlenderKind.default_command == "blender"
 
 
 def test_denoising_is_turned_off_where_this_blender_cannot_do_it(shot: Path) -> None:

@@ -13,6 +13,9 @@ __all__ = ["ShellKind"]
 class ShellKind:
     """Runs `command` once per instance; success is exit code 0."""
 
+    # a shell command is whatever the manifest says: every task or App writes `command:`
+    default_command = None
+
     def expand(self, *, task: Task) -> list[InstanceSpec]:
         """Substitute values (and `$<instance_id>`) into the command and env per instance."""
         base = task.values()

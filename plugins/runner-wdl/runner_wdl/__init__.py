@@ -59,6 +59,8 @@ class WDLKind:
 
     # the workflow runs in this machine's Python (miniwdl); its calls pick their own images
     runs_in_image = False
+    # expand() writes the command line itself and never reads `command:`; a task needs none
+    default_command = None
 
     def __init__(self) -> None:
         self._docs: dict[tuple[str, int], Any] = {}
