@@ -283,11 +283,20 @@ def refresh_fingerprints(
         if n not in tp.task.sources or n in remote
     }
     fresh.update(_upstream_parts(tp.task, tasks))
-    if not fresh:
+    extra: dict[int, dict[str, str]] = {}
+    if tp.task.depends_on and any(ip.spec.fingerprint_extra for ip in tp.instances):
+        # what the kind fingerprints itself (a workflow's input files) may have been written
+        # upstream since the plan, too (kinds without such parts are not expanded again)
+        extra = {
+            s.index: {f"extra {k}": _h(v) for k, v in s.fingerprint_extra.items()}
+            for s in tp.kind.expand(task=tp.task)
+        }
+    if not fresh and not extra:
         return
     for ip in tp.instances:
-        if ip.action == "run" and any(ip.parts.get(k) != v for k, v in fresh.items()):
-            ip.parts.update(fresh)
+        now = {**fresh, **extra.get(ip.spec.index, {})}
+        if ip.action == "run" and any(ip.parts.get(k) != v for k, v in now.items()):
+            ip.parts.update(now)
             ip.fingerprint = _h(ip.parts)
 
 

@@ -1026,7 +1026,8 @@ def _resolve_task(
             f"remove `image:`; the {kind} kind runs on the host", key=t.image is None,
         )  # fmt: skip
     checker = getattr(kind_plugin(kind), "check", None)
-    for pname, message, hint in checker(task=task) if checker else ():
+    upstream = _upstream_outputs(j, name, base_dir)
+    for pname, message, hint in checker(task=task, upstream_outputs=upstream) if checker else ():
         if pname is not None and pname in t.params:
             check.at(doc, [*here, "params", pname], f"task {name!r}: {message}", hint)
         elif pname is not None and app is not None and pname in app.spec.params:
@@ -1035,6 +1036,24 @@ def _resolve_task(
         else:
             check.at(doc, here, f"task {name!r}: {message}", hint, key=True)
     return None if len(check.problems) != before else task
+
+
+def _upstream_outputs(j: JobDoc, name: str, base_dir: Path) -> dict[Path, str]:
+    """The local output folders of the tasks task `name` depends on, directly or not, each
+    with the task that writes it: what is below them may not exist before that task runs."""
+    found: dict[Path, str] = {}
+    seen: set[str] = set()
+    todo = list(j.spec.tasks[name].depends_on)
+    while todo:
+        up = todo.pop()
+        if up in seen or up not in j.spec.tasks:
+            continue
+        seen.add(up)
+        for value in j.spec.tasks[up].outputs.values():
+            if "://" not in value or value.startswith("file://"):
+                found[(base_dir / value.removeprefix("file://")).resolve()] = up
+        todo.extend(j.spec.tasks[up].depends_on)
+    return found
 
 
 def _either(mine: Any, apps: Any) -> Any:

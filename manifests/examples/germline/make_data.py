@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """Test data for the germline example: a random reference, a diploid sample that differs from
 it by planted SNPs (some heterozygous, some homozygous), and paired reads simulated from the
-sample's two haplotypes with wgsim (from Debian's samtools).
+sample's two haplotypes with wgsim (from Debian's samtools). The germline job's first task,
+`data`, runs it; by hand:
 
     python3 make_data.py                        # data/: 20 kb at 40x, 14 SNPs
     python3 make_data.py --length 200000 --depth 30 --snps 60 --out data-large

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import re
 import shlex
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -159,7 +160,9 @@ class BlenderKind:
     default_command = "blender"
     placeholders = PLACEHOLDERS
 
-    def check(self, *, task: Task) -> list[tuple[str | None, str, str | None]]:
+    def check(
+        self, *, task: Task, upstream_outputs: Mapping[Path, str] | None = None
+    ) -> list[tuple[str | None, str, str | None]]:
         """Problems `runner validate` reports: (parameter or None, message, hint)."""
         out: list[tuple[str | None, str, str | None]] = []
         if _param(task, "scene") is None:

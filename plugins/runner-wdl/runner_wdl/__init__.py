@@ -32,6 +32,7 @@ import re
 import sys
 import urllib.parse
 import urllib.request
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -52,6 +53,12 @@ Problem = tuple[str | None, str, str | None]
 
 def _param(task: Task, name: str) -> Any:
     return task.params.get(name)
+
+
+def _made_upstream(path: Path, upstream_outputs: Mapping[Path, str]) -> bool:
+    """Whether `path` lies in an output folder of an upstream task (which makes it later)."""
+    where = path.resolve()
+    return any(where.is_relative_to(folder) for folder in upstream_outputs)
 
 
 class WDLKind:
@@ -117,8 +124,12 @@ class WDLKind:
 
     # -- the kind contract --------------------------------------------------------------------
 
-    def check(self, *, task: Task) -> list[Problem]:
-        """Problems `runner validate` reports: (parameter or None, message, hint)."""
+    def check(
+        self, *, task: Task, upstream_outputs: Mapping[Path, str] | None = None
+    ) -> list[Problem]:
+        """Problems `runner validate` reports: (parameter or None, message, hint).
+        `upstream_outputs`: output folders of the tasks this one depends on (folder -> task);
+        an input file below one of them may not exist yet."""
         if _param(task, "workflow") is None:
             return [(None, "a wdl task needs the parameter 'workflow'", "the .wdl file")]
         out: list[Problem] = []
@@ -166,7 +177,7 @@ class WDLKind:
 
         def look(v: Any) -> None:
             p = Path(v.value) if os.path.isabs(v.value) else base / v.value
-            if not p.exists():
+            if not p.exists() and not _made_upstream(p, upstream_outputs or {}):
                 missing.append(v.value)
 
         WDL.Value.rewrite_env_paths(env, look)

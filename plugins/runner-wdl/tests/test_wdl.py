@@ -27,11 +27,10 @@ def runner(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
 def test_the_germline_example_calls_every_planted_snp(tmp_path: Path) -> None:
     shutil.copytree(GERMLINE, tmp_path / "g", ignore=shutil.ignore_patterns("data*", "out"))
     g = tmp_path / "g"
-    subprocess.run([sys.executable, "make_data.py"], cwd=g, check=True, capture_output=True)
-    first = runner("apply", "processing.yaml", cwd=g)
+    # one job: the data, then processing, then calling on what processing made
+    first = runner("apply", ".", cwd=g)
     assert first.returncode == 0, first.stdout + first.stderr
-    second = runner("apply", "calling.yaml", cwd=g)
-    assert second.returncode == 0, second.stdout + second.stderr
+    assert "3 succeeded" in first.stdout, first.stdout
     vcf = subprocess.run(
         ["bcftools", "query", "-f", "%POS\t%REF\t%ALT\t[%GT]\n", "out/calling/vcf/calls.vcf.gz"],
         cwd=g, capture_output=True, text=True, check=True,
@@ -41,14 +40,15 @@ def test_the_germline_example_calls_every_planted_snp(tmp_path: Path) -> None:
     planted = {tuple(line.split("\t")) for line in truth}
     assert len(planted) == 14 and planted <= called, planted - called
     # done is done: nothing runs again, and miniwdl's log is there to read
-    again = runner("apply", "processing.yaml", cwd=g)
+    again = runner("apply", ".", cwd=g)
     assert "Nothing to do" in again.stdout, again.stdout + again.stderr
     log = runner("logs", "1", "process/0", cwd=g)
     assert "call-mark_duplicates" in log.stdout and "done" in log.stdout
-    # an input file that changes makes the workflow run again
+    # an input file that changes makes the workflow (and what depends on it) run again
     os.utime(g / "data" / "reads_1.fq")
-    plan = runner("plan", "processing.yaml", "--detailed-exitcode", cwd=g)
+    plan = runner("plan", ".", "--detailed-exitcode", cwd=g)
     assert plan.returncode == 2 and "extra files" in plan.stdout, plan.stdout
+    assert "upstream task 'process' runs" in plan.stdout, plan.stdout
 
 
 TWO_STEPS = """\
@@ -130,6 +130,30 @@ def test_validate_checks_the_workflow_and_its_inputs(
     r = runner("validate", "m.yaml", cwd=tmp_path)
     assert r.returncode == 2, r.stdout + r.stderr
     assert said in r.stderr and "m.yaml:" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_an_input_file_an_upstream_task_makes_need_not_exist_yet(tmp_path: Path) -> None:
+    """A file below an output folder of a task this one depends on (directly or not) is made
+    before the workflow runs: `validate` takes it; a missing file anywhere else is an error."""
+    (tmp_path / "two.wdl").write_text(TWO_STEPS)
+    upstream = (
+        "    make:\n      command: mkdir -p $<made>/sub && echo fixed > $<made>/sub/marker.txt\n"
+        "      outputs: {made: made}\n"
+        "    middle: {dependsOn: [make], command: 'true'}\n"
+    )
+    job = JOB.replace("  tasks:\n", "  tasks:\n" + upstream).replace(
+        "      kind: wdl\n", "      kind: wdl\n      dependsOn: [middle]\n"
+    ).replace("{marker: marker.txt}", "{marker: made/sub/marker.txt}")
+    (tmp_path / "m.yaml").write_text(job)
+    r = runner("validate", "m.yaml", cwd=tmp_path)
+    assert r.returncode == 0, r.stdout + r.stderr
+    done = runner("apply", "m.yaml", cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert (tmp_path / "out" / "result" / "second.txt").read_text() == "hi\n"
+    # not below what an upstream task writes: still an error
+    (tmp_path / "m.yaml").write_text(job.replace("made/sub/marker.txt", "elsewhere/marker.txt"))
+    r = runner("validate", "m.yaml", cwd=tmp_path)
+    assert r.returncode == 2 and "input file 'elsewhere/marker.txt': no such file" in r.stderr
 
 
 def test_a_wdl_error_is_shown_at_its_line_in_the_wdl(tmp_path: Path) -> None:
