@@ -30,7 +30,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 
 from runner.errors import Diagnostic, UserError
-from runner.manifest.loader import Task
+from runner.model import Task
 
 __all__ = [
     "container_name",

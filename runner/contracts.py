@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Protocol, runtime_checkable
 
-from runner.manifest.loader import Cluster, Task
+from runner.model import Cluster, Task
 from runner.manifest.template import render
 
 __all__ = [

@@ -25,7 +25,7 @@ from runner import containers, plugins
 from runner.contracts import Executor, LaunchSpec
 from runner.errors import UserError
 from runner.events import Event, Reporter
-from runner.manifest.loader import Cluster
+from runner.model import Cluster
 from runner.plan import InstancePlan, JobPlan, TaskPlan, refresh_fingerprints
 from runner.state import Adoption, State
 from runner.stores import StoreError, stage_input, store_for, upload_dir

@@ -13,7 +13,6 @@ import re
 import types
 import typing
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -34,98 +33,15 @@ from runner.manifest.models import (
     Metadata,
     TaskSpec,
 )
-from runner.manifest.params import ParamError, ParamSpec, coerce, to_text
+from runner.manifest.params import ParamError, ParamSpec, coerce
 from runner.manifest.source import Document, read_documents
 from runner.manifest.template import TemplateError, placeholders, shell_contexts
+from runner.model import Bundle, Cluster, Job, Task
 
 __all__ = ["BUILTIN_PLACEHOLDERS", "Bundle", "Cluster", "Job", "Task", "load", "parse_overrides"]
 
 BUILTIN_PLACEHOLDERS = ("instance_id", "instance_count", "task", "job")
 DEFAULT_BACKOFF = 1.0
-
-
-@dataclass
-class Cluster:
-    """Where a task runs."""
-
-    name: str
-    executor: str
-    slots: int | None
-    queue: str | None
-    settings: dict[str, Any]
-    groups: dict[str, tuple[list[str], int]] = field(default_factory=dict)  # hosts, slots
-
-
-@dataclass
-class Task:
-    """A task with everything resolved: app merged in, values typed, paths absolute."""
-
-    job: str
-    name: str
-    kind: str
-    app: str | None
-    command: str | list[str]
-    params: dict[str, Any]
-    param_types: dict[str, str]
-    env: dict[str, str]
-    workdir: Path
-    timeout: float | None
-    retries: int
-    retry_on: list[int] | None
-    retry_backoff: float
-    instances: int
-    depends_on: list[str]
-    cluster: Cluster
-    inputs: dict[str, str]
-    outputs: dict[str, str]
-    logs: str | None
-    base_dir: Path
-    file: str
-    # inputs that a store stages: name -> URI (`inputs` then holds the local copy's path)
-    sources: dict[str, str] = field(default_factory=dict)
-    # outputs that a store receives: name -> URI (`outputs` then holds the local folder; each
-    # instance writes below it in a folder of its own, uploaded when the instance succeeds)
-    sinks: dict[str, str] = field(default_factory=dict)
-    # the OCI image the command runs in (see runner.containers), and how it is run
-    image: str | None = None
-    image_pull_policy: str = "IfNotPresent"
-    runtime: str | None = None
-    run_args: list[str] = field(default_factory=list)
-    image_id: str | None = None  # the image's ID, resolved when the plan is made
-
-    def values(self) -> dict[str, str]:
-        """Text for every placeholder except the per-instance ones."""
-        v = {k: to_text(x) for k, x in self.params.items()}
-        v.update(self.inputs)
-        v.update(self.outputs)
-        v["task"] = self.name
-        v["job"] = self.job
-        v["instance_count"] = str(self.instances)
-        return v
-
-
-@dataclass
-class Job:
-    """A job's tasks in dependency order."""
-
-    name: str
-    file: str
-    tasks: dict[str, Task]
-    order: list[str]
-    base_dir: Path
-
-
-@dataclass
-class Bundle:
-    """Everything one `apply` works on."""
-
-    jobs: dict[str, Job]
-    files: list[str]
-    digest: str
-    base_dir: Path
-    documents: int = 0
-    apps: dict[str, AppDoc] = field(default_factory=dict)
-    clusters: dict[str, Cluster] = field(default_factory=dict)
 
 
 def did_you_mean(word: str, options: Iterable[str]) -> str | None:
