@@ -517,8 +517,8 @@ def _clusters(paths: list[str], name: str | None) -> list[Any]:
 
 
 def _cluster_call(cluster: Any, method: str) -> Any:
+    from runner.batch_scheduler import SchedulerError
     from runner.engine import load_executor
-    from runner.scheduler import SchedulerError
 
     ex = load_executor(cluster)
     call = getattr(ex, method, None)

@@ -2,7 +2,10 @@
 
 Groups: `runner.executors`, `runner.kinds`, `runner.stores`. Names are listed without importing
 anything; a plugin is imported only when it is used, and a plugin that fails to load is reported
-with its name, package and the fix.
+with its name, package and the fix. A loaded plugin is checked against its contract
+(`runner.contracts`): a required member it lacks is an error naming the package and what is
+missing; an optional member it lacks gets the contract's default (a plugin written before the
+member existed keeps working).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from typing import Any
 
 from runner.errors import UserError
 
-__all__ = ["GROUPS", "PluginInfo", "available", "discovered", "load"]
+__all__ = ["GROUPS", "REQUIRED", "PluginInfo", "available", "conform", "discovered", "load"]
 
 GROUPS = {"executor": "runner.executors", "kind": "runner.kinds", "store": "runner.stores"}
 
@@ -61,9 +64,63 @@ def discovered() -> list[PluginInfo]:
     return out
 
 
+# what a plugin of each group must implement itself (the rest has defaults in the base class)
+REQUIRED = {
+    "executor": ("submit", "poll", "wait", "cancel", "logs", "reclaim", "close"),
+    "kind": ("expand", "verify"),
+    "store": ("stat", "list", "get", "put", "delete"),
+}
+
+
+def _base(group: str) -> type:
+    """The base class holding the defaults of the group's optional members."""
+    from runner import contracts  # here: the contracts use the stores, which use this module
+
+    bases: dict[str, type] = {
+        "executor": contracts.ExecutorBase,
+        "kind": contracts.KindBase,
+        "store": contracts.StoreBase,
+    }
+    return bases[group]
+
+
+def conform(group: str, name: str, obj: Any, distribution: str) -> Any:
+    """`obj` (what a plugin registers) checked against its group's contract; a class lacking
+    optional members comes back as a subclass that has the contract's defaults for them."""
+    protocol = {"executor": "Executor", "kind": "Kind", "store": "Store"}[group]
+    where = f"{group} plugin {name!r} (package {distribution!r})"
+    if not isinstance(obj, type):
+        raise UserError(
+            f"{where} registers {obj!r}, not a class; its entry point must name a class that "
+            f"implements runner.contracts.{protocol}; upgrade that package"
+        )
+    missing = [m for m in REQUIRED[group] if not callable(getattr(obj, m, None))]
+    if missing:
+        raise UserError(
+            f"{where} does not implement runner.contracts.{protocol}: {obj.__name__} has no "
+            f"{', '.join(missing)}; upgrade that package (its author: subclass "
+            f"runner.contracts.{protocol}Base and write them)"
+        )
+    base = _base(group)
+    if group == "executor":
+        from runner.contracts import ExecutorSettings
+
+        model = getattr(obj, "settings_model", ExecutorSettings)
+        if not (isinstance(model, type) and issubclass(model, ExecutorSettings)):
+            raise UserError(
+                f"{where}: settings_model is {model!r}, not a subclass of "
+                "runner.contracts.ExecutorSettings; upgrade that package"
+            )
+    if issubclass(obj, base):
+        return obj
+    # the optional members it lacks, from the contract's base (its own come first)
+    return type(obj.__name__, (obj, base), {"__module__": obj.__module__})
+
+
 @cache
 def load(group: str, name: str) -> Any:
-    """The object a plugin registers (a class or factory), imported on first use."""
+    """The class a plugin registers, imported on first use and checked against its
+    contract."""
     eps = _entry_points(group)
     if name not in eps:
         names = ", ".join(available(group)) or "none"
@@ -72,11 +129,12 @@ def load(group: str, name: str) -> Any:
             f"install the package that provides it, then check `runner plugins`"
         )
     ep = eps[name]
+    dist = ep.dist.name if ep.dist else "?"
     try:
-        return ep.load()
+        obj = ep.load()
     except Exception as e:  # a broken plugin must not look like a runner crash
-        dist = ep.dist.name if ep.dist else "?"
         raise UserError(
             f"{group} plugin {name!r} from package {dist!r} failed to load: "
             f"{type(e).__name__}: {e}; reinstall or upgrade that package"
         ) from e
+    return conform(group, name, obj, dist)

@@ -1,10 +1,10 @@
 """Object stores: where inputs come from and outputs go (`oss://bucket/prefix/`, local paths).
 
 A store plugin registers under `runner.stores` with the URI scheme as its name and implements
-`Store`. The core stages with it: a remote input is downloaded (in parallel, verified) into a
-cache keyed by URI and object version, so unchanged data is never fetched twice, and the
-command sees a local folder. Fingerprints of remote inputs are their objects' versions (ETag,
-CRC-64), so `runner plan` reruns a task exactly when an input object changed.
+`runner.contracts.Store`. The core stages with it: a remote input is downloaded (in parallel,
+verified) into a cache keyed by URI and object version, so unchanged data is never fetched
+twice, and the command sees a local folder. Fingerprints of remote inputs are their objects'
+versions (ETag, CRC-64), so `runner plan` reruns a task exactly when an input object changed.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ import stat as statmod
 import tempfile
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple, Protocol, runtime_checkable
+from typing import NamedTuple
 
 from runner import plugins
+from runner.contracts.store import ObjectInfo, Store, StoreError
 from runner.errors import UserError
 
 __all__ = [
@@ -40,47 +40,6 @@ __all__ = [
 ]
 
 WORKERS = 8  # transfers at once: object stores answer many requests better than one big one
-
-
-class StoreError(Exception):
-    """A store operation failed; the message names the URI and says why (never a secret)."""
-
-
-@dataclass(frozen=True)
-class ObjectInfo:
-    """One object. `key` is relative to the listed prefix (from `list`) or the whole key."""
-
-    key: str
-    size: int
-    etag: str  # changes whenever the content does
-    crc64: str | None = None  # CRC-64/ECMA-182, decimal, when the store knows it
-
-
-@runtime_checkable
-class Store(Protocol):
-    """What staging needs from a store. URIs are `scheme://bucket/key`; a prefix ends in `/`."""
-
-    def stat(self, uri: str) -> ObjectInfo | None:
-        """The object at `uri`, or None when there is none."""
-
-    def list(self, uri: str) -> list[ObjectInfo]:
-        """Every object below the prefix `uri` (recursively), keys relative to it."""
-
-    def get(self, uri: str, dest: Path, size: int | None = None) -> ObjectInfo:
-        """Download `uri` to the file `dest` (written whole or not at all), checksum verified.
-        `size`, when the caller knows it from a listing, saves asking for it."""
-
-    def put(self, src: Path, uri: str) -> ObjectInfo:
-        """Upload the file `src` to `uri`, checksum verified."""
-
-    def delete(self, uri: str) -> None:
-        """Remove the object at `uri` (no error when it is already gone)."""
-
-    # optional: `get_many(items, *, workers, each)` gets [(uri, dest, size)] its own way (calling
-    # each(i) as items[i] is in place) instead of `get` in a pool of threads;
-    # optional: `read_probe(uri) -> None` reads the object's first byte (or raises StoreError),
-    # for stores where being listed does not mean being readable (OSS: List and Get are
-    # separate permissions, and an object encrypted with a key one may not use lists fine)
 
 
 def scheme(uri: str) -> str:
@@ -149,9 +108,7 @@ def check_readable(uri: str) -> None:
     if first is None:
         _listing(uri)
         first = _FIRST[uri]
-    probe = getattr(store_for(first), "read_probe", None)
-    if probe is not None:
-        probe(first)
+    store_for(first).read_probe(first)
 
 
 def cache_path(uri: str, cache_dir: Path) -> Path:
@@ -220,17 +177,9 @@ def stage_input(
         if progress:
             progress(done, len(todo))
 
-    def fetch(i: int) -> None:
-        o, source, target, _ = todo[i]
-        store.get(source, target, o.size)  # replaces a read-only file as well (a rename)
-        placed(i)
-
-    many = getattr(store, "get_many", None)
-    if many is not None:  # the store fetches many at once its own way
-        many([(s, t, o.size) for o, s, t, _ in todo], workers=workers, each=placed)
-    else:
-        with ThreadPoolExecutor(max_workers=max(1, workers)) as pool:
-            list(pool.map(fetch, range(len(todo))))
+    # the store's own way to fetch many, or (StoreBase's) `get` in a pool of threads; `get`
+    # replaces a read-only file as well (a rename)
+    store.get_many([(s, t, o.size) for o, s, t, _ in todo], workers=workers, each=placed)
     if is_prefix and existed:
         # objects deleted from the prefix leave the local copy too
         for path in sorted(local.rglob("*"), reverse=True):

@@ -19,8 +19,7 @@ import pytest
 from runner_sge import SGEExecutor
 from runner_slurm import SlurmExecutor
 
-from runner.contracts import Cluster, LaunchSpec
-from runner.scheduler import BatchSchedulerExecutor
+from runner.contracts import BatchSchedulerExecutor, Cluster, LaunchSpec
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "manifests" / "examples" / "cluster"

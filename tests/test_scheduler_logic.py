@@ -1,4 +1,4 @@
-"""The shared batch-scheduler machinery (runner/scheduler.py) on paths the real schedulers of
+"""The shared batch-scheduler machinery (runner/batch_scheduler.py) on paths the real schedulers of
 tests/test_clusters.py cannot be made to take on demand, through a FAKE scheduler defined
 here: its queue, accounting and submissions are whatever the test says."""
 
@@ -8,8 +8,7 @@ import asyncio
 from collections.abc import Sequence
 from pathlib import Path
 
-from runner.contracts import Cluster, LaunchSpec
-from runner.scheduler import BatchSchedulerExecutor, QueueEntry, _Batch
+from runner.contracts import Batch, BatchSchedulerExecutor, Cluster, LaunchSpec, QueueEntry
 
 
 class FakeScheduler(BatchSchedulerExecutor):
@@ -27,7 +26,7 @@ class FakeScheduler(BatchSchedulerExecutor):
     def index_variable(self) -> str:
         return "FAKE_TASK_ID"
 
-    def _scheduler_submit(self, script: Path, batch: _Batch, count: int) -> str:
+    def _scheduler_submit(self, script: Path, batch: Batch, count: int) -> str:
         self.submitted.append(script.read_text())
         return "42"
 

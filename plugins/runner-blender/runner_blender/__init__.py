@@ -33,9 +33,15 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from runner.contracts import InstanceSpec, Task, command_argv
-from runner.manifest.frames import FrameError, parse_frames
-from runner.manifest.template import render
+from runner.contracts import (
+    FrameError,
+    InstanceSpec,
+    KindBase,
+    Task,
+    command_argv,
+    parse_frames,
+    render,
+)
 from runner_blender.split import balanced, blender_frames, by_chunk, frame_runs, human_frames
 
 __all__ = ["IMAGE_FORMATS", "BlenderKind"]
@@ -67,7 +73,7 @@ _ERROR = re.compile(
     r"^(Error|ERROR)\b|Cannot |Unable to|Not a directory|Permission denied|No camera|"
     r"^\w+(Error|Exception): "
 )
-PLACEHOLDERS = ("frames", "frame_start", "frame_end", "result")
+PLACEHOLDERS = frozenset({"frames", "frame_start", "frame_end", "result"})
 
 # Run by Blender before it renders. Only typed, validated numbers are put into it.
 _SETUP = """\
@@ -153,7 +159,7 @@ def output_pattern(task: Task) -> str:
     return pattern
 
 
-class BlenderKind:
+class BlenderKind(KindBase):
     """Renders frame chunks with headless Blender; success means every frame is on disk."""
 
     # the Blender on PATH, driven by the built-in command line (see the module's docstring)

@@ -26,7 +26,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from runner.contracts import Cluster, LaunchSpec, Status, public_env
+from runner.contracts import Cluster, ExecutorBase, LaunchSpec, Status, public_env
 
 __all__ = ["LocalExecutor"]
 
@@ -89,7 +89,7 @@ class _Stream:
         attempt.streams.append(self)
 
 
-class LocalExecutor:
+class LocalExecutor(ExecutorBase):
     """Runs attempts as processes on this machine, started and reaped by a spawner process
     (`spawner.py`) so that the runner never waits for an exec."""
 

@@ -38,8 +38,7 @@ import oss2
 from oss2.credentials import StaticCredentialsProvider
 from oss2.exceptions import NoSuchKey, OssError
 
-from runner.errors import UserError
-from runner.stores import ObjectInfo, StoreError
+from runner.contracts import ObjectInfo, StoreBase, StoreError, UserError
 from runner_oss.lean import LeanClient
 
 __all__ = ["OSSStore", "load_settings", "split_uri"]
@@ -173,7 +172,7 @@ def _why(e: Exception) -> str:
     return type(e).__name__ + (f": {e}" if str(e) else "")
 
 
-class OSSStore:
+class OSSStore(StoreBase):
     """Objects in OSS buckets; a prefix is every key below it."""
 
     def __init__(self) -> None:

@@ -17,7 +17,7 @@ Cluster settings (all optional):
 Jobs are submitted with `-V` (the runner's environment), `-S /bin/bash` (SGE ignores a
 script's first line) and a name (`-N`, always: SGE's default name can fail obscurely). The
 scheduler's own output for array task i is `<batch folder>/sge.i.out`; the attempt's stdout
-and stderr are at the engine's paths. See `runner.scheduler` for how polling works.
+and stderr are at the engine's paths. See `runner.batch_scheduler` for how polling works.
 """
 
 from __future__ import annotations
@@ -27,10 +27,17 @@ import tempfile
 import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
-from runner.errors import UserError
-from runner.scheduler import BatchSchedulerExecutor, QueueEntry, SchedulerError, _Batch
+from pydantic import Field
+
+from runner.contracts import (
+    Batch,
+    BatchSchedulerExecutor,
+    BatchSettings,
+    QueueEntry,
+    SchedulerError,
+    UserError,
+)
 
 __all__ = ["SGEExecutor", "parse_qacct", "parse_qstat", "parse_tasks"]
 
@@ -126,16 +133,25 @@ def parse_qacct(text: str) -> dict[int, tuple[int | None, str]]:
     return out
 
 
+class SGESettings(BatchSettings):
+    """A Cluster's `settings:` for SGE."""
+
+    pe: str = Field(default="smp", description="parallel environment for `slots` (qsub -pe)")
+    slots: int | None = Field(default=None, ge=1, description="slots per instance")
+
+
 class SGEExecutor(BatchSchedulerExecutor):
     """Array jobs through qsub; one `qstat -f -xml` per polling cycle."""
 
     name = "sge"
+    settings_model = SGESettings
 
     def index_variable(self) -> str:
         return "SGE_TASK_ID"
 
-    def _scheduler_submit(self, script: Path, batch: _Batch, count: int) -> str:
-        s: dict[str, Any] = self.settings
+    def _scheduler_submit(self, script: Path, batch: Batch, count: int) -> str:
+        s = self.settings
+        assert isinstance(s, SGESettings)
         argv = [
             "qsub", "-terse", "-V", "-S", "/bin/bash", "-N", batch.name,
             "-t", f"1-{count}", "-wd", str(batch.folder),
@@ -143,13 +159,13 @@ class SGEExecutor(BatchSchedulerExecutor):
         ]  # fmt: skip
         if self.cluster.queue:
             argv += ["-q", self.cluster.queue]
-        if s.get("slots"):
-            argv += ["-pe", str(s.get("pe", "smp")), str(s["slots"])]
-        if s.get("memory"):
-            argv += ["-l", f"h_vmem={s['memory']}"]
-        if s.get("walltime"):
-            argv += ["-l", f"h_rt={s['walltime']}"]
-        argv += [str(a) for a in s.get("native", [])]
+        if s.slots:
+            argv += ["-pe", s.pe, str(s.slots)]
+        if s.memory:
+            argv += ["-l", f"h_vmem={s.memory}"]
+        if s.walltime:
+            argv += ["-l", f"h_rt={s.walltime}"]
+        argv += [str(a) for a in s.native]
         argv.append(str(script))
         said = self.run(argv).stdout.strip()
         match = re.match(r"(\d+)", said)

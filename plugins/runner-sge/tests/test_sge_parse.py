@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from runner_sge import parse_qacct, parse_qstat, parse_tasks
 
-from runner.scheduler import QueueEntry
+from runner.contracts import QueueEntry
 
 # `qstat -f -xml` with all.q disabled (`qmod -d all.q`) and an array job waiting
 DISABLED = """<?xml version='1.0'?>

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from runner.contracts import InstanceSpec, Task, command_argv
-from runner.manifest.template import render
+from runner.contracts import InstanceSpec, KindBase, Task, command_argv, render
 
 __all__ = ["ShellKind"]
 
 
-class ShellKind:
+class ShellKind(KindBase):
     """Runs `command` once per instance; success is exit code 0."""
 
     # a shell command is whatever the manifest says: every task or App writes `command:`

@@ -17,7 +17,7 @@ Cluster settings (all optional):
 Polling is one `squeue` per cycle for every job. A job that left the queue without an exit
 file is looked up with `scontrol show job` while Slurm remembers it (MinJobAge), then in the
 job completion log (no slurmdbd needed). A cancelled job reports `ExitCode=0:0`, so its
-`JobState` decides. See `runner.scheduler` for the rest.
+`JobState` decides. See `runner.batch_scheduler` for the rest.
 """
 
 from __future__ import annotations
@@ -27,7 +27,15 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from runner.scheduler import BatchSchedulerExecutor, QueueEntry, SchedulerError, _Batch
+from pydantic import Field
+
+from runner.contracts import (
+    Batch,
+    BatchSchedulerExecutor,
+    BatchSettings,
+    QueueEntry,
+    SchedulerError,
+)
 
 __all__ = ["SlurmExecutor", "parse_records", "parse_squeue"]
 
@@ -78,20 +86,33 @@ def parse_records(text: str, job_id: str) -> dict[int, tuple[int | None, str]]:
     return out
 
 
+class SlurmSettings(BatchSettings):
+    """A Cluster's `settings:` for Slurm."""
+
+    cpus: int | None = Field(default=None, ge=1, description="CPUs per instance (sbatch -c)")
+    jobcomp_log: str | None = Field(
+        default=None, description="Slurm's job completion log (default: JobCompLoc from "
+        "`scontrol show config`)",
+    )
+
+
 class SlurmExecutor(BatchSchedulerExecutor):
     """Array jobs through sbatch; one `squeue` per polling cycle."""
 
     name = "slurm"
+    settings_model = SlurmSettings
 
     def __init__(self, **kw: Any) -> None:
         super().__init__(**kw)
-        self._jobcomp: str | None = self.settings.get("jobcomp_log")
+        assert isinstance(self.settings, SlurmSettings)
+        self._jobcomp: str | None = self.settings.jobcomp_log
 
     def index_variable(self) -> str:
         return "SLURM_ARRAY_TASK_ID"
 
-    def _scheduler_submit(self, script: Path, batch: _Batch, count: int) -> str:
-        s: dict[str, Any] = self.settings
+    def _scheduler_submit(self, script: Path, batch: Batch, count: int) -> str:
+        s = self.settings
+        assert isinstance(s, SlurmSettings)
         argv = [
             "sbatch", "--parsable", "-J", batch.name, f"--array=1-{count}",
             "-D", str(batch.folder), "-o", str(batch.folder / "slurm.%a.out"),
@@ -99,13 +120,13 @@ class SlurmExecutor(BatchSchedulerExecutor):
         ]  # fmt: skip
         if self.cluster.queue:
             argv += ["-p", self.cluster.queue]
-        if s.get("cpus"):
-            argv += ["-c", str(s["cpus"])]
-        if s.get("memory"):
-            argv += [f"--mem={s['memory']}"]
-        if s.get("walltime"):
-            argv += ["-t", str(s["walltime"])]
-        argv += [str(a) for a in s.get("native", [])]
+        if s.cpus:
+            argv += ["-c", str(s.cpus)]
+        if s.memory:
+            argv += [f"--mem={s.memory}"]
+        if s.walltime:
+            argv += ["-t", str(s.walltime)]
+        argv += [str(a) for a in s.native]
         argv.append(str(script))
         said = self.run(argv).stdout.strip()
         match = re.match(r"(\d+)", said)

@@ -39,10 +39,15 @@ from typing import Any
 import WDL
 import yaml
 
-from runner.contracts import InstanceSpec, Task
-from runner.errors import UserError
-from runner.state import default_state_dir
-from runner.stores import StoreError, stage_input
+from runner.contracts import (
+    InstanceSpec,
+    KindBase,
+    StoreError,
+    Task,
+    UserError,
+    default_state_dir,
+    stage_input,
+)
 from runner_wdl.run import namespaced_inputs, read_inputs
 
 __all__ = ["WDLKind"]
@@ -61,7 +66,7 @@ def _made_upstream(path: Path, upstream_outputs: Mapping[Path, str]) -> bool:
     return any(where.is_relative_to(folder) for folder in upstream_outputs)
 
 
-class WDLKind:
+class WDLKind(KindBase):
     """One instance per task: the whole workflow; miniwdl schedules its calls."""
 
     # the workflow runs in this machine's Python (miniwdl); its calls pick their own images

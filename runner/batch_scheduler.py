@@ -36,10 +36,20 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any, Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
-from runner.contracts import SECRET_ENV, Cluster, LaunchSpec, Status, public_env
+from pydantic import Field, ValidationError
+
+from runner.contracts.executor import (
+    SECRET_ENV,
+    ExecutorBase,
+    ExecutorSettings,
+    LaunchSpec,
+    Status,
+    public_env,
+)
 from runner.errors import UserError
+from runner.model import Cluster
 
 __all__ = ["BatchSchedulerExecutor", "QueueEntry", "SchedulerError"]
 
@@ -66,7 +76,7 @@ class QueueEntry(NamedTuple):
 
 
 @dataclass
-class _Batch:
+class Batch:
     folder: Path
     name: str
     specs: list[LaunchSpec] = field(default_factory=list)
@@ -76,7 +86,42 @@ class _Batch:
     cancel_after_submit: set[int] = field(default_factory=set)
 
 
-class BatchSchedulerExecutor:
+class BatchSettings(ExecutorSettings):
+    """A batch scheduler's Cluster `settings:` (each scheduler's executor adds its own)."""
+
+    memory: str | int | None = Field(
+        default=None, description="memory per instance, e.g. 4G (SGE: -l h_vmem; Slurm: --mem)"
+    )
+    walltime: str | int | None = Field(
+        default=None, description='run time limit, e.g. "2:00:00" (SGE: -l h_rt; Slurm: -t)'
+    )
+    native: list[str | int | float] = Field(
+        default_factory=list, description="anything else for the submit command, as a list"
+    )
+    max_calls_per_minute: int = Field(
+        default=60, ge=1, description="scheduler commands (submit, queue, accounting, delete) "
+        "at most this often",
+    )
+    stuck_after: float | None = Field(
+        default=None, gt=0, description="seconds an attempt may wait in the queue for a reason "
+        "that will not pass by itself before it is given up (default: never)",
+    )
+    lost_after: float = Field(
+        default=60.0, gt=0, description="seconds gone from the queue without a record before "
+        "an attempt counts as lost",
+    )
+    array_max: int = Field(
+        default=1000, ge=1, description="attempts per array job (Slurm's default MaxArraySize)"
+    )
+    poll_min: float = Field(
+        default=1.0, ge=0, description="seconds between queue queries after a submission"
+    )
+    poll_max: float = Field(
+        default=30.0, ge=0, description="seconds between queue queries when nothing changes"
+    )
+
+
+class BatchSchedulerExecutor(ExecutorBase):
     """The shared part; a scheduler's executor implements the five `_scheduler_*` methods."""
 
     name = "batch"
@@ -84,24 +129,29 @@ class BatchSchedulerExecutor:
     prefetch = 100_000  # the scheduler holds the queue: every ready attempt is handed over
     first_index = 1
 
+    settings_model: ClassVar[type[ExecutorSettings]] = BatchSettings
+
     def __init__(self, *, cluster: Cluster) -> None:
-        s: dict[str, Any] = dict(cluster.settings)
+        try:  # checked by the loader already; this is for executors made by hand
+            s = self.settings_model.model_validate(dict(cluster.settings))
+        except ValidationError as e:
+            raise UserError(f"cluster {cluster.name!r}: settings: {e}") from None
+        assert isinstance(s, BatchSettings)
         self.cluster = cluster
         self.settings = s
-        self.min_interval = float(s.get("poll_min", 1.0))
-        self.max_interval = float(s.get("poll_max", 30.0))
-        self.max_calls = int(s.get("max_calls_per_minute", 60))
-        self.lost_after = float(s.get("lost_after", 60.0))
+        self.min_interval = s.poll_min
+        self.max_interval = s.poll_max
+        self.max_calls = s.max_calls_per_minute
+        self.lost_after = s.lost_after
         # attempts per array job: Slurm's default MaxArraySize allows indices up to 1000, and
         # every array task reads the whole job script
-        self.array_max = int(s.get("array_max", 1000))
-        stuck = s.get("stuck_after")
-        self.stuck_after = float(stuck) if stuck is not None else None
+        self.array_max = s.array_max
+        self.stuck_after = s.stuck_after
         self.calls: collections.Counter[str] = collections.Counter()  # commands run, by name
         self._call_times: collections.deque[float] = collections.deque()
-        self._open: dict[str, _Batch] = {}  # job/task -> batch still taking attempts
-        self._full: list[_Batch] = []  # batches that took array_max attempts, not sent yet
-        self._batches: dict[str, _Batch] = {}  # folder -> batch
+        self._open: dict[str, Batch] = {}  # job/task -> batch still taking attempts
+        self._full: list[Batch] = []  # batches that took array_max attempts, not sent yet
+        self._batches: dict[str, Batch] = {}  # folder -> batch
         self._flushing: asyncio.Task[None] | None = None
         self._flushes: set[asyncio.Task[None]] = set()  # submissions not finished yet
         self._lock = threading.Lock()  # a batch's job id against cancels arriving meanwhile
@@ -120,7 +170,7 @@ class BatchSchedulerExecutor:
 
     # -- what a scheduler implements ---------------------------------------------------------
 
-    def _scheduler_submit(self, script: Path, batch: _Batch, count: int) -> str:
+    def _scheduler_submit(self, script: Path, batch: Batch, count: int) -> str:
         """Submit `script` as an array job of `count` tasks; return the job id."""
         raise NotImplementedError
 
@@ -188,7 +238,7 @@ class BatchSchedulerExecutor:
             )
             if group in self._open:  # the open batch is full: it goes as it is
                 self._full.append(self._open[group])
-            batch = self._open[group] = _Batch(folder, name[:60])
+            batch = self._open[group] = Batch(folder, name[:60])
             self._batches[str(folder)] = batch
         batch.specs.append(spec)
         handle = f"{batch.folder}#{self.first_index + len(batch.specs) - 1}"
@@ -208,7 +258,7 @@ class BatchSchedulerExecutor:
             await asyncio.to_thread(self._submit_batch, batch)
         self._interval = self.min_interval  # new work: look again soon
 
-    def _submit_batch(self, batch: _Batch) -> None:
+    def _submit_batch(self, batch: Batch) -> None:
         try:
             with self._lock:
                 if len(batch.cancel_after_submit) == len(batch.specs):
@@ -229,7 +279,7 @@ class BatchSchedulerExecutor:
             said = str(e) if isinstance(e, (SchedulerError, OSError, UserError)) else repr(e)
             batch.error = f"could not submit to {self.name}: {said}"
 
-    def _script(self, batch: _Batch) -> str:
+    def _script(self, batch: Batch) -> str:
         q = shlex.quote
         lines = [
             "#!/bin/bash",
@@ -271,11 +321,11 @@ class BatchSchedulerExecutor:
         ]
         return "\n".join(lines)
 
-    def _batch_of(self, handle: str) -> tuple[_Batch, int]:
+    def _batch_of(self, handle: str) -> tuple[Batch, int]:
         folder, _, index = handle.rpartition("#")
         batch = self._batches.get(folder)
         if batch is None:  # a handle of an earlier runner: its folder says everything
-            batch = _Batch(Path(folder), Path(folder).name)
+            batch = Batch(Path(folder), Path(folder).name)
             try:
                 batch.job_id = (Path(folder) / "job-id").read_text().strip() or None
             except OSError:
@@ -283,7 +333,7 @@ class BatchSchedulerExecutor:
             self._batches[folder] = batch
         return batch, int(index)
 
-    def _exit_file(self, batch: _Batch, index: int) -> Status | None:
+    def _exit_file(self, batch: Batch, index: int) -> Status | None:
         """The attempt's end, from its exit file (None: not ended, or not seen ending)."""
         try:
             code, _, stopped = (batch.folder / f"{index}.exit").read_text().strip().partition(" ")
@@ -302,7 +352,7 @@ class BatchSchedulerExecutor:
         return status
 
     @staticmethod
-    def _start_file(batch: _Batch, index: int) -> float | None:
+    def _start_file(batch: Batch, index: int) -> float | None:
         """When the job script began (None: not yet), from its start file."""
         try:
             text = (batch.folder / f"{index}.start").read_text().strip()
@@ -313,7 +363,7 @@ class BatchSchedulerExecutor:
         except ValueError:
             return 0.0  # began; bash too old to say when
 
-    def _began(self, h: str, batch: _Batch, index: int, names: set[str]) -> float | None:
+    def _began(self, h: str, batch: Batch, index: int, names: set[str]) -> float | None:
         """When the attempt began, if it has (its start file is in `names`); read once."""
         if h not in self._began_at and f"{index}.start" in names:
             began = self._start_file(batch, index)
@@ -323,7 +373,7 @@ class BatchSchedulerExecutor:
 
     async def poll(self, *, handles: Sequence[str]) -> dict[str, Status]:
         out: dict[str, Status] = {}
-        unsure: list[tuple[str, _Batch, int, float | None]] = []
+        unsure: list[tuple[str, Batch, int, float | None]] = []
         listings: dict[str, set[str]] = {}  # one directory listing per batch, not two stats
         for h in handles:
             if h in self._gave_up:
@@ -370,7 +420,7 @@ class BatchSchedulerExecutor:
         # job waits, a job gone without a word), less often the longer things go smoothly
         self._interval = min(self._interval * 1.5, self.max_interval)
 
-    async def _status(self, h: str, batch: _Batch, index: int, started: bool) -> Status:
+    async def _status(self, h: str, batch: Batch, index: int, started: bool) -> Status:
         """What the queue (and, for a job that left it, accounting) says; `started`: the
         job script has begun (its start file is there), whatever an older listing says."""
         assert batch.job_id is not None
@@ -443,7 +493,7 @@ class BatchSchedulerExecutor:
         known.update(found or {})
         return known.get(index)
 
-    async def _give_up(self, h: str, batch: _Batch, index: int, why: str) -> Status:
+    async def _give_up(self, h: str, batch: Batch, index: int, why: str) -> Status:
         assert batch.job_id is not None
         with contextlib.suppress(SchedulerError):
             await asyncio.to_thread(self._scheduler_cancel, batch.job_id, [index])
