@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmark: staging through the runner's oss store versus plain oss2 calls, same run.
 
-Against the FAKE OSS server of the test suite (tests/fake_oss_server.py) on loopback, which
+Against the FAKE OSS server of runner-oss's tests (fake_oss_server.py there) on loopback, which
 checks signatures and CRC-64 like OSS. Measured, rounds interleaved, medians:
 
 - 2,000 files of 4 KiB: the runner's `upload_dir` / `stage_input` (parallel, verified) versus
@@ -175,8 +175,8 @@ def one_round(
 
 SERVE = f"""
 import sys, time
-sys.path.insert(0, {str(ROOT)!r})
-from tests.fake_oss_server import FakeOSSServer
+sys.path.insert(0, {str(ROOT / "plugins" / "runner-oss" / "tests")!r})
+from fake_oss_server import FakeOSSServer
 server = FakeOSSServer(sys.argv[1], sys.argv[2]).start()
 server.create_bucket(sys.argv[3])
 server.delay = float(sys.argv[4])

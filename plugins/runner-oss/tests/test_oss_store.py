@@ -1,4 +1,4 @@
-"""The oss store and remote inputs, against the FAKE OSS server in tests/fake_oss_server.py
+"""The oss store and remote inputs, against the FAKE OSS server in fake_oss_server.py
 (it checks V1/V4 signatures and CRC-64 as OSS does) and through the real CLI."""
 
 from __future__ import annotations
@@ -13,14 +13,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from fake_oss_server import FakeOSSServer  # a FAKE OSS server, beside this file
 from runner_oss import OSSStore
 
-from runner.stores import StoreError, stage_input
-
-ROOT = Path(__file__).resolve().parents[3]
-sys.path.insert(0, str(ROOT))
-
-from tests.fake_oss_server import FakeOSSServer  # noqa: E402
+from runner.contracts import StoreError, stage_input
 
 KEY_ID = "LTAItestkey0001"
 SECRET = "s3cr3t-never-to-be-seen-0f9e8d7c"

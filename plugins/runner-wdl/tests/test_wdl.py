@@ -398,8 +398,7 @@ def test_a_workflow_at_an_http_uri_is_fetched_with_its_imports(tmp_path: Path) -
 def test_a_workflow_on_oss_is_fetched_through_the_store(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    sys.path.insert(0, str(ROOT))
-    from tests.fake_oss_server import FakeOSSServer
+    from fake_oss_server import FakeOSSServer  # runner-oss's tests (pytest's pythonpath)
 
     with FakeOSSServer("LTAIwdltest", "wdl-secret") as oss:
         oss.create_bucket("flows")

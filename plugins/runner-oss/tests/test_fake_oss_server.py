@@ -1,4 +1,4 @@
-"""The FAKE OSS server (tests/fake_oss_server.py) driven by the real oss2 SDK.
+"""The FAKE OSS server (fake_oss_server.py, beside this file) driven by the real oss2 SDK.
 
 Each test starts its own in-memory server on 127.0.0.1; oss2 talks to it with
 path-style URLs because the endpoint is an IP address.
@@ -34,8 +34,7 @@ import xml.etree.ElementTree as ET
 
 import pytest
 import requests
-
-from tests.fake_oss_server import FakeOSSServer, crc64ecma, multipart_etag
+from fake_oss_server import FakeOSSServer, crc64ecma, multipart_etag
 
 oss2 = pytest.importorskip("oss2")
 

@@ -319,7 +319,8 @@ def _malformed_xml() -> _OSSError:
     return _OSSError(
         400,
         "MalformedXML",
-        "The XML you provided was not well-formed or did not validate against our published schema.",
+        "The XML you provided was not well-formed or did not validate against our published "
+        "schema.",
     )
 
 
@@ -647,7 +648,8 @@ class FakeOSSServer:
         with self._stats_lock:
             self._request_seq += 1
             seq = self._request_seq
-        return f"{int(time.time()) & 0xFFFFFFFF:08X}{seq & 0xFFFFFFFF:08X}{uuid.uuid4().hex[:8].upper()}"
+        stamp = int(time.time()) & 0xFFFFFFFF
+        return f"{stamp:08X}{seq & 0xFFFFFFFF:08X}{uuid.uuid4().hex[:8].upper()}"
 
     def _draw_fault(self, op: str) -> str | None:
         with self._stats_lock:
@@ -1375,8 +1377,8 @@ class FakeOSSServer:
                 raise _OSSError(
                     409,
                     "BucketAlreadyExists",
-                    "The requested bucket name is not available. The bucket namespace is shared by all users "
-                    "of the system. Please select a different name and try again.",
+                    "The requested bucket name is not available. The bucket namespace is shared "
+                    "by all users of the system. Please select a different name and try again.",
                     {"BucketName": name},
                 )
             self._buckets[name] = _Bucket(
@@ -1951,8 +1953,8 @@ class FakeOSSServer:
                     raise _OSSError(
                         400,
                         "InvalidPart",
-                        "One or more of the specified parts could not be found or the specified entity "
-                        "tag might not have matched the part's entity tag.",
+                        "One or more of the specified parts could not be found or the specified "
+                        "entity tag might not have matched the part's entity tag.",
                         {"PartNumber": str(n), "ETag": etag},
                     )
                 parts.append(part)
