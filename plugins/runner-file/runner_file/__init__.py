@@ -1,6 +1,10 @@
 """The built-in `file` store: local paths and `file://` URIs, for inputs and outputs that live
 on this machine or a shared file system. Copies are written whole (temporary name, then
-rename) and verified by checksum."""
+rename) and verified by checksum.
+
+Its own distribution, like every store: the core finds it through the `runner.stores` entry
+point `file`, as it finds `oss`, and it uses nothing of the core but `runner.contracts`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from runner.stores import ObjectInfo, StoreError, copy_verified
+from runner.contracts import ObjectInfo, StoreBase, StoreError, copy_verified
 
 __all__ = ["FileStore"]
 
@@ -19,7 +23,10 @@ def _path(uri: str) -> Path:
 
 def _info(key: str, path: Path) -> ObjectInfo:
     st = path.stat()
-    return ObjectInfo(key, st.st_size, f"{st.st_size}-{st.st_mtime_ns}")
+    # the inode too: every put is a new file (a rename), and most kernels stamp files with a
+    # clock that ticks only every few milliseconds (Linux gives finer stamps only since 6.13),
+    # so a same-size put within one tick would keep both size and mtime
+    return ObjectInfo(key, st.st_size, f"{st.st_size}-{st.st_mtime_ns}-{st.st_ino}")
 
 
 def _copy(uri: str, src: Path, dest: Path) -> None:
@@ -29,7 +36,7 @@ def _copy(uri: str, src: Path, dest: Path) -> None:
         raise StoreError(f"{uri}: {e.strerror or e}") from None
 
 
-class FileStore:
+class FileStore(StoreBase):
     """Objects are files; a prefix is a folder."""
 
     def stat(self, uri: str) -> ObjectInfo | None:
