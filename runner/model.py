@@ -2,11 +2,18 @@
 the engine and the plugins (jobs of tasks, each with its App merged in, values typed, paths
 absolute, and the cluster it runs on). The YAML documents' own shape is in
 `runner.manifest.models`; loading and checking is `runner.manifest.loader`.
+
+Frozen: nothing changes a model object once the loader has returned it. What the planner
+derives (local paths of remote inputs and outputs, the instance count a kind works out, the
+image's ID) lives in the plan, on a copy made with `dataclasses.replace` (`TaskPlan.task`);
+a narrower bundle (`--job`, `--cluster`) is a new one too (`Bundle.with_jobs`,
+`Bundle.with_tasks`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -16,7 +23,7 @@ from runner.manifest.params import to_text
 __all__ = ["Bundle", "Cluster", "Job", "Task"]
 
 
-@dataclass
+@dataclass(frozen=True)
 class Cluster:
     """Where a task runs."""
 
@@ -28,9 +35,12 @@ class Cluster:
     groups: dict[str, tuple[list[str], int]] = field(default_factory=dict)  # hosts, slots
 
 
-@dataclass
+@dataclass(frozen=True)
 class Task:
-    """A task with everything resolved: app merged in, values typed, paths absolute."""
+    """A task with everything resolved: app merged in, values typed, paths absolute.
+
+    As loaded, `inputs` and `outputs` are what the manifest says (URIs for remote ones) and
+    `sources`, `sinks` and `image_id` are empty; the plan's copy of the task has them bound."""
 
     job: str
     name: str
@@ -43,10 +53,10 @@ class Task:
     workdir: Path
     timeout: float | None
     retries: int
-    retry_on: list[int] | None
+    retry_on: tuple[int, ...] | None
     retry_backoff: float
     instances: int
-    depends_on: list[str]
+    depends_on: tuple[str, ...]
     cluster: Cluster
     inputs: dict[str, str]
     outputs: dict[str, str]
@@ -62,7 +72,7 @@ class Task:
     image: str | None = None
     image_pull_policy: str = "IfNotPresent"
     runtime: str | None = None
-    run_args: list[str] = field(default_factory=list)
+    run_args: tuple[str, ...] = ()
     image_id: str | None = None  # the image's ID, resolved when the plan is made
 
     def values(self) -> dict[str, str]:
@@ -76,25 +86,40 @@ class Task:
         return v
 
 
-@dataclass
+@dataclass(frozen=True)
 class Job:
     """A job's tasks in dependency order."""
 
     name: str
     file: str
     tasks: dict[str, Task]
-    order: list[str]
+    order: tuple[str, ...]
     base_dir: Path
 
 
-@dataclass
+@dataclass(frozen=True)
 class Bundle:
     """Everything one `apply` works on."""
 
     jobs: dict[str, Job]
-    files: list[str]
+    files: tuple[str, ...]
     digest: str
     base_dir: Path
     documents: int = 0
     apps: dict[str, AppDoc] = field(default_factory=dict)
     clusters: dict[str, Cluster] = field(default_factory=dict)
+
+    def with_jobs(self, names: Iterable[str]) -> Bundle:
+        """This bundle keeping only the jobs named, in its own order (a new Bundle)."""
+        keep = set(names)
+        return replace(self, jobs={n: j for n, j in self.jobs.items() if n in keep})
+
+    def with_tasks(self, change: Callable[[Task], Task]) -> Bundle:
+        """This bundle with `change` applied to every task of every job (a new Bundle)."""
+        return replace(
+            self,
+            jobs={
+                n: replace(j, tasks={t: change(task) for t, task in j.tasks.items()})
+                for n, j in self.jobs.items()
+            },
+        )

@@ -3,7 +3,13 @@
 Each instance has a fingerprint made of named parts (kind, app, command, env, each param, each
 declared input file's size and mtime, ...). An instance is skipped only when its latest outcome
 succeeded with the same fingerprint and nothing upstream of it runs; otherwise the reason names
-what changed or what happened last time. Reads state, never writes it.
+what changed or what happened last time. Reads state, never writes it (`runner.runs` records a
+plan when a run starts).
+
+What the plan derives is the plan's, never written back onto the model: `TaskPlan.task` is the
+model's task with remote inputs and outputs bound to local paths (`sources`, `sinks`), the
+instance count its kind worked out and its image's ID. The engine, the kinds and the state
+records read that task; the bundle stays as the loader made it.
 """
 
 from __future__ import annotations
@@ -20,8 +26,10 @@ from runner import plugins
 from runner.containers import resolve as resolve_image
 from runner.contracts import InstanceSpec, Kind, Task
 from runner.errors import UserError
-from runner.manifest.loader import Bundle, Job, did_you_mean, kind_plugin
+from runner.manifest.diagnostics import did_you_mean
+from runner.manifest.kinds import kind_plugin
 from runner.manifest.template import render
+from runner.model import Bundle, Job
 from runner.state import CurrentInstance, State
 from runner.stores import (
     NoSuchInput,
@@ -41,7 +49,6 @@ __all__ = [
     "instance_env",
     "make_plan",
     "refresh_fingerprints",
-    "start_run",
 ]
 
 Action = Literal["run", "skip"]
@@ -60,7 +67,8 @@ class InstancePlan:
 
 @dataclass
 class TaskPlan:
-    """A task's instances and its overall decision."""
+    """A task's instances and its overall decision. `task` is the plan's copy of the model's
+    task, with what the plan derived (bound inputs and outputs, instance count, image ID)."""
 
     task: Task
     kind: Kind
@@ -177,21 +185,30 @@ def _writer(uri: str, task: Task, tasks: dict[str, TaskPlan]) -> str | None:
     return None
 
 
-def bind_remote_inputs(task: Task, cache_dir: Path) -> None:
-    """Remote inputs are staged into the cache; the command sees the local copy's path."""
-    for name, value in list(task.inputs.items()):
-        if value and is_remote(value):
-            task.sources[name] = value
-            task.inputs[name] = str(cache_path(value, cache_dir))
+def bind_remote_inputs(task: Task, cache_dir: Path) -> Task:
+    """Remote inputs are staged into the cache; the command sees the local copy's path.
+    Returns `task` itself when it has none, else a copy with them bound."""
+    sources = {n: v for n, v in task.inputs.items() if v and is_remote(v)}
+    if not sources:
+        return task
+    inputs = {
+        n: str(cache_path(v, cache_dir)) if n in sources else v for n, v in task.inputs.items()
+    }
+    return replace(task, inputs=inputs, sources={**task.sources, **sources})
 
 
-def bind_remote_outputs(task: Task, stage_dir: Path) -> None:
-    """Remote outputs are written locally first: the command sees a local folder."""
-    for name, value in list(task.outputs.items()):
-        if value and is_remote(value):
-            task.sinks[name] = value
-            prefix, _ = split_glob(value)
-            task.outputs[name] = str(cache_path(prefix, stage_dir / task.job / task.name))
+def bind_remote_outputs(task: Task, stage_dir: Path) -> Task:
+    """Remote outputs are written locally first: the command sees a local folder.
+    Returns `task` itself when it has none, else a copy with them bound."""
+    sinks = {n: v for n, v in task.outputs.items() if v and is_remote(v)}
+    if not sinks:
+        return task
+    here = stage_dir / task.job / task.name
+    outputs = {
+        n: str(cache_path(split_glob(v)[0], here)) if n in sinks else v
+        for n, v in task.outputs.items()
+    }
+    return replace(task, outputs=outputs, sinks={**task.sinks, **sinks})
 
 
 def per_instance_outputs(task: Task, spec: InstanceSpec) -> None:
@@ -337,21 +354,23 @@ def make_plan(
         jp = JobPlan(job)
         running_tasks: set[str] = set()
         for tname in job.order:
+            # the plan's copy of the task (the model's stays as loaded): what it derives
             task = job.tasks[tname]
             kind = load_kind(task.kind)
-            bind_remote_inputs(task, cache_dir)
-            bind_remote_outputs(task, cache_dir.parent / "outputs")
+            task = bind_remote_inputs(task, cache_dir)
+            task = bind_remote_outputs(task, cache_dir.parent / "outputs")
             specs = kind.expand(task=task)
             for spec in specs if task.sinks else ():
                 per_instance_outputs(task, spec)
             if len(specs) != task.instances:  # a kind may derive the count (blender's chunk)
-                task.instances = len(specs)
+                task = replace(task, instances=len(specs))
             base = _task_parts(task, jp.tasks)
             base.update(_upstream_parts(task, jp.tasks))
             if task.image is not None:
                 # what the command runs in: a new tag, or the tag on new content, reruns it
-                task.image_id = resolve_image(task, images)
-                base["image"] = f"{task.image} {task.image_id.removeprefix('sha256:')[:12]}"
+                image_id = resolve_image(task, images)
+                task = replace(task, image_id=image_id)
+                base["image"] = f"{task.image} {image_id.removeprefix('sha256:')[:12]}"
                 if task.run_args:
                     base["run args"] = _h(task.run_args)
             upstream = next((d for d in task.depends_on if d in running_tasks), None)
@@ -408,31 +427,3 @@ def make_plan(
             jp.tasks[tname] = tp
         plans.append(jp)
     return plans
-
-
-def start_run(
-    state: State, jp: JobPlan, *, digest: str, files: list[str], git_commit: str | None
-) -> int:
-    """A new run of `jp`'s job with the plan recorded: every task and instance, run or skip,
-    with its reason. Returns the run id."""
-    rid = state.start_run(job=jp.job.name, digest=digest, files=files, git_commit=git_commit)
-    state.record_plan(
-        rid,
-        [
-            (n, "pending" if tp.to_run else "skipped", None, len(tp.instances))
-            for n, tp in jp.tasks.items()
-        ],
-        [
-            (
-                n,
-                i.spec.index,
-                "pending" if i.action == "run" else "skipped",
-                i.reason,
-                i.fingerprint,
-                i.spec.description,
-            )
-            for n, tp in jp.tasks.items()
-            for i in tp.instances
-        ],
-    )
-    return rid

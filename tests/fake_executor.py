@@ -25,7 +25,8 @@ from runner.contracts import Cluster, LaunchSpec, Status
 from runner.engine import Engine, Outcome
 from runner.events import Event
 from runner.manifest.loader import load
-from runner.plan import JobPlan, make_plan, start_run
+from runner.plan import JobPlan, make_plan
+from runner.runs import start_run
 from runner.state import State
 
 __all__ = ["Backend", "FakeExecutor", "Harness", "ListReporter", "Script"]
