@@ -14,29 +14,36 @@ pointing at new content, reruns the work and `runner plan` says "image". Instanc
 the plan saw, not whatever the tag points at by then.
 
 Each container is named after its run and attempt and labelled with the state folder and
-run: when an attempt ends other than with 0 (cancelled, timed out, its `podman run` killed by
-a scheduler) its container is removed (`rm -f`); a runner killed with -9 has its containers
-removed by the next `runner apply` that reclaims the run.
+run (`Containers` does that for the engine): when an attempt ends other than with 0
+(cancelled, timed out, its `podman run` killed by a scheduler) its container is removed
+(`rm -f`); a runner killed with -9 has its containers removed by the next `runner apply` that
+reclaims the run.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import os
 import shutil
 import subprocess
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from runner.errors import Diagnostic, UserError
 from runner.model import Task
 
 __all__ = [
+    "Boxed",
+    "Container",
+    "Containers",
     "container_name",
     "leftovers",
     "local_image",
     "remove",
+    "remove_all",
     "remove_now",
     "resolve",
     "run_argv",
@@ -260,3 +267,73 @@ def remove_now(runtime: str, names: Sequence[str]) -> None:
     """`remove`, from code that is not in an event loop."""
     if names:
         asyncio.run(remove(runtime, names))
+
+
+@dataclass(frozen=True, slots=True)
+class Container:
+    """An attempt's container: its name, and the runtime that runs it."""
+
+    name: str
+    runtime: str
+
+
+@dataclass(frozen=True, slots=True)
+class Boxed:
+    """An attempt's command as run in its task's image: the runtime's argv, the environment
+    to run that in, and the container it makes."""
+
+    argv: list[str]
+    env: dict[str, str]
+    container: Container
+
+
+class Containers:
+    """The containers of the attempts one engine runs, for the state folder `state_dir`:
+    each named after its run and attempt, and labelled so that a later runner finds it."""
+
+    def __init__(self, state_dir: Path) -> None:
+        self._state_dir = state_dir
+        self._label: str | None = None  # the state folder's mark, worked out once if needed
+
+    def box(
+        self,
+        task: Task,
+        *,
+        run_id: int,
+        key: str,
+        argv: list[str],
+        env: dict[str, str],
+        workdir: Path,
+    ) -> Boxed:
+        """`argv` of attempt `key` run in the plan's `task`'s image, and the environment to
+        run that in: the working folder and outputs mounted read-write, inputs read-only, the
+        instance's environment passed in (what the runtime reads itself stays the runner's,
+        outside)."""
+        runtime = runtime_path(task)
+        label = self._label
+        if label is None:
+            label = self._label = state_label(self._state_dir)
+        name = container_name(label, run_id, key)
+        with contextlib.suppress(OSError):  # a folder that cannot be made fails the attempt
+            workdir.mkdir(parents=True, exist_ok=True)  # below; one that can is mounted
+        labels = {
+            "runner.state": label,
+            "runner.run": str(run_id),
+            "runner.key": key,
+        }
+        boxed = run_argv(
+            task, argv, runtime=runtime, name=name, labels=labels, env=env,
+            workdir=workdir, read_only=task.inputs.values(),
+            read_write=[p for p in task.outputs.values() if "://" not in p],
+        )  # fmt: skip
+        outside = {k: v for k, v in env.items() if not runtime_reads(k)}
+        return Boxed(boxed, outside, Container(name, runtime))
+
+
+async def remove_all(containers: Iterable[Container]) -> None:
+    """Remove these containers, one `rm` per runtime (killing what runs in them)."""
+    by_runtime: dict[str, list[str]] = {}
+    for c in containers:
+        by_runtime.setdefault(c.runtime, []).append(c.name)
+    for runtime, names in by_runtime.items():
+        await remove(runtime, names)

@@ -4,37 +4,39 @@ The engine owns the lifecycle every executor gets for free: dependencies, slots,
 exponential backoff, timeouts (which kill the attempt's whole process group), cancellation and
 fail-fast. Every per-instance step is O(1): ready queues, counters per task and heaps of timers;
 a scheduling round looks only at the attempts currently running.
+
+Moving data (staging inputs, uploading outputs, shipping logs) is `runner.transfers`, and
+running an attempt in an image is `runner.containers`: the engine starts them as background
+work, which the loop waits for before it ends, and decides what their outcome means.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import heapq
 import itertools
 import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from runner import containers, plugins
+from runner import containers, plugins, transfers
 from runner.contracts import Executor, LaunchSpec
-from runner.errors import UserError
 from runner.events import Event, Reporter
 from runner.model import Cluster
 from runner.plan import InstancePlan, JobPlan, TaskPlan, refresh_fingerprints
 from runner.state import Adoption, State
-from runner.stores import StoreError, stage_input, store_for, upload_dir
+from runner.transfers import TransferError
 
 __all__ = ["Engine", "Outcome", "load_executor"]
 
 MAX_BACKOFF = 300.0
 IDLE_WAKE = 0.5  # longest sleep when waiting on timers only
-STAGING_WAKE = 0.1  # while inputs are being fetched: how soon their end is noticed
+STAGING_WAKE = 0.1  # while transfers run: how soon their end is noticed when attempts run
 CANCEL_FLAG_CHECK = 1.0  # how often the state store is asked whether `runner cancel` was used
 
 
@@ -53,6 +55,40 @@ class Outcome:
         if not self.failed_fast and any(s == "cancelled" for s in self.states.values()):
             return 130
         return 0 if all(s == "succeeded" for s in self.states.values()) else 1
+
+
+@dataclass(frozen=True, slots=True)
+class Logs:
+    """Where an attempt's stdout and stderr are written on this machine."""
+
+    stdout: Path
+    stderr: Path
+
+
+@dataclass(frozen=True, slots=True)
+class _Ended:
+    """An attempt a poll saw end: its exit code (None: lost), what the executor said."""
+
+    inst: _Inst
+    code: int | None
+    message: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class _Unstarted:
+    """An instance that ends without an attempt (its task could not be prepared, an upstream
+    task failed, the run was cancelled first)."""
+
+    run_id: int
+    job: str
+    task: str
+    index: int
+    state: str
+    reason: str
+
+    def row(self) -> tuple[int, str, int, str, str | None, str, str | None]:
+        """As `State.instances_final` takes it (no fingerprint: it did not succeed)."""
+        return (self.run_id, self.task, self.index, self.state, self.reason, self.job, None)
 
 
 class _Inst:
@@ -78,7 +114,7 @@ class _Inst:
         self.plan = plan
         self.index = plan.spec.index
         self.attempt = 0
-        self.logs = (Path(), Path())
+        self.logs = Logs(Path(), Path())
         self.handle: str | None = None
         self.deadline: float | None = None
         self.started = 0.0
@@ -87,7 +123,8 @@ class _Inst:
         self.queued = False  # submitted, waiting in the executor for a slot
         self.stopped_by: str | None = None  # "timeout" or "cancel" while running
         self.done = False
-        self.container: str | None = None  # the attempt's container, for an image task
+        # the attempt's container, for an image task
+        self.container: containers.Container | None = None
 
 
 class _TaskRun:
@@ -169,11 +206,7 @@ class Engine:
         self._logs_dir = str(state.logs_dir)
         self._report = reporter
         self._fail_fast = fail_fast
-        self._staging = 0  # tasks whose inputs are being fetched
-        self._uploading = 0  # succeeded instances whose outputs are being stored
-        self._shipping = 0  # attempts whose logs are being copied to their task's `logs`
-        self._removing = 0  # containers of stopped attempts being removed
-        self._container_label: str | None = None  # marks this state folder's containers
+        self._containers = containers.Containers(state.directory)
         self._factory = executor_factory or load_executor
         self._clusters: dict[str, _ClusterRun] = {}
         self._jobs: list[_JobRun] = []
@@ -184,7 +217,10 @@ class Engine:
         self._dropped = False  # waiting work was recorded cancelled (once is enough)
         self._failed_fast = False  # the cancel came from --fail-fast, not from outside
         self._counts: dict[str, int] = {}
+        # everything started in the background, referenced until it is done...
         self._background: set[asyncio.Future[Any]] = set()
+        # ...and of it, what the loop waits for before it ends: transfers, container removals
+        self._pending: set[asyncio.Future[Any]] = set()
         self._releasable: deque[_TaskRun] = deque()
         self._releasing = False
         self._build(plans, run_ids)
@@ -206,11 +242,15 @@ class Engine:
                     tr.waiting_on += 1
                     jr.tasks[dep].dependents.append(tr)
 
-    def _spawn(self, coro: Any) -> None:
-        """Run `coro` in the background, keeping a reference until it is done."""
+    def _spawn(self, coro: Coroutine[Any, Any, Any], *, awaited: bool = False) -> None:
+        """Run `coro` in the background, keeping a reference until it is done; `awaited`:
+        the run is not over until it is (stops and cancels are not: the attempts' ends are)."""
         t = asyncio.ensure_future(coro)
         self._background.add(t)
         t.add_done_callback(self._background.discard)
+        if awaited:
+            self._pending.add(t)
+            t.add_done_callback(self._pending.discard)
 
     # -- public -------------------------------------------------------------------------------
 
@@ -235,13 +275,7 @@ class Engine:
         while it starts one can leave the container behind), then what the executor runs."""
         # the handles now: while the containers go, an attempt may end and its retry start
         handles = [i.handle for i in insts if i.handle is not None]
-        boxed: dict[str, list[str]] = {}  # runtime -> container names
-        for i in insts:
-            if i.container is not None:
-                runtime = containers.runtime_path(i.task.plan.task)
-                boxed.setdefault(runtime, []).append(i.container)
-        for runtime, names in boxed.items():
-            await containers.remove(runtime, names)
+        await containers.remove_all([i.container for i in insts if i.container is not None])
         await cr.executor.cancel(handles=handles)
 
     def cancel_was_requested(self) -> bool:
@@ -297,16 +331,12 @@ class Engine:
             if (
                 not busy
                 and not self._retry_heap
-                and not self._staging
-                and not self._uploading
-                and not self._shipping
-                and not self._removing
+                and not self._pending
                 and not any(cr.ready for cr in clusters)
             ):
                 return
             now = time.monotonic()
-            background = self._staging or self._uploading or self._shipping
-            timeout = STAGING_WAKE if background else IDLE_WAKE
+            timeout = STAGING_WAKE if self._pending else IDLE_WAKE
             if self._retry_heap:
                 timeout = min(timeout, self._retry_heap[0][0] - now)
             if self._deadline_heap:
@@ -326,10 +356,13 @@ class Engine:
                 _, pending = await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
                 for w in pending:
                     w.cancel()
+            elif self._pending:
+                # only background work: its end (or a timer) is what the loop waits for
+                await asyncio.wait(self._pending, timeout=timeout)
             elif timeout > 0:
                 await asyncio.sleep(timeout)
             self._state.hold()
-            ended: list[tuple[_Inst, int | None, str | None]] = []
+            ended: list[_Ended] = []
             for cr in busy:
                 statuses = await cr.executor.poll(handles=list(cr.running))
                 for handle, st in statuses.items():
@@ -348,9 +381,8 @@ class Engine:
                         self._started(cr.running[handle])
                     elif st.state in ("exited", "lost"):
                         inst = cr.running.pop(handle)
-                        ended.append(
-                            (inst, st.exit_code if st.state == "exited" else None, st.message)
-                        )
+                        code = st.exit_code if st.state == "exited" else None
+                        ended.append(_Ended(inst, code, st.message))
             # every exit seen in this round leaves `running` before any is handled: a failure
             # that triggers --fail-fast must not cancel (and record as cancelled) an attempt
             # whose success was seen in the same poll
@@ -360,13 +392,12 @@ class Engine:
                 for cr in busy:
                     while cr.ready and len(cr.running) < cr.limit and not self._cancelling:
                         await self._launch(cr, cr.ready.popleft())
-            for inst, code, message in ended:
-                if code == 0 and inst.task.plan.task.sinks and inst.stopped_by is None:
+            for e in ended:
+                if e.code == 0 and e.inst.task.plan.task.sinks and e.inst.stopped_by is None:
                     # a success counts once its outputs are stored; the slot is free already
-                    self._uploading += 1
-                    self._spawn(self._upload_then_finish(inst, message))
+                    self._spawn(self._upload_then_finish(e.inst, e.message), awaited=True)
                 else:
-                    self._finished(inst, code, message)
+                    self._finished(e.inst, e.code, e.message)
             self._fire_timers()
 
     def _fire_timers(self) -> None:
@@ -389,7 +420,7 @@ class Engine:
         inst.attempt += 1
         inst.stopped_by = None
         inst.waiting = inst.reported_start = None
-        stdout, stderr = inst.logs = self._log_paths(inst)
+        logs = inst.logs = self._log_paths(inst)
         env = dict(inst.plan.spec.env)
         env["RUNNER_RUN_ID"] = str(jr.run_id)
         env["RUNNER_ATTEMPT"] = str(inst.attempt)
@@ -399,9 +430,12 @@ class Engine:
         argv = inst.plan.spec.argv
         inst.container = None
         if task.image is not None:
-            argv, env = self._in_container(inst, key, argv, env, workdir)
+            boxed = self._containers.box(
+                task, run_id=jr.run_id, key=key, argv=argv, env=env, workdir=workdir
+            )
+            argv, env, inst.container = boxed.argv, boxed.env, boxed.container
         spec = LaunchSpec(
-            key=key, argv=argv, env=env, workdir=workdir, stdout=stdout, stderr=stderr
+            key=key, argv=argv, env=env, workdir=workdir, stdout=logs.stdout, stderr=logs.stderr
         )
         inst.started = time.time()
         adopted = self._adopt.pop((jr.name, tr.name, inst.index), None)
@@ -444,11 +478,10 @@ class Engine:
         """The attempt is with its executor (`handle`; "" when it refused it), recorded before
         anything else happens, with the logs it writes."""
         tr = inst.task
-        stdout, stderr = inst.logs
         self._state.attempt_started(
             tr.job_run.run_id, tr.name, inst.index, inst.attempt, executor=cr.executor_name,
-            handle=handle, stdout=str(stdout), stderr=str(stderr), started_at=inst.started,
-            queued=queued,
+            handle=handle, stdout=str(inst.logs.stdout), stderr=str(inst.logs.stderr),
+            started_at=inst.started, queued=queued,
         )  # fmt: skip
 
     def unclaimed(self) -> list[Adoption]:
@@ -461,7 +494,7 @@ class Engine:
         tr = inst.task
         jr = tr.job_run
         inst.handle = adopted.handle
-        inst.logs = (Path(adopted.stdout), Path(adopted.stderr))
+        inst.logs = Logs(Path(adopted.stdout), Path(adopted.stderr))
         inst.reported_start = adopted.started_at
         inst.queued = True
         cr.running[adopted.handle] = inst
@@ -510,45 +543,12 @@ class Engine:
             )
         )
 
-    def _log_paths(self, inst: _Inst) -> tuple[Path, Path]:
+    def _log_paths(self, inst: _Inst) -> Logs:
         """logs/RUN/TASK/INSTANCE.ATTEMPT.{out,err}: one folder per task, not per instance,
         because creating a folder per instance costs about as much as running `true`."""
         tr = inst.task
         base = f"{self._logs_dir}/{tr.job_run.run_id}/{tr.name}/{inst.index}.{inst.attempt}"
-        return Path(f"{base}.out"), Path(f"{base}.err")
-
-    def _in_container(
-        self, inst: _Inst, key: str, argv: list[str], env: dict[str, str], workdir: Path
-    ) -> tuple[list[str], dict[str, str]]:
-        """`argv` run in the task's image, and the environment to run that in: the working
-        folder and outputs mounted read-write, inputs read-only, the instance's environment
-        passed in (what the runtime reads itself stays the runner's, outside)."""
-        task = inst.task.plan.task
-        runtime = containers.runtime_path(task)
-        run_id = inst.task.job_run.run_id
-        label = self._container_label
-        if label is None:  # the state folder's mark, worked out once
-            label = self._container_label = containers.state_label(self._state.directory)
-        inst.container = containers.container_name(label, run_id, key)
-        with contextlib.suppress(OSError):  # a folder that cannot be made fails the attempt
-            workdir.mkdir(parents=True, exist_ok=True)  # below; one that can is mounted
-        labels = {
-            "runner.state": label,
-            "runner.run": str(run_id),
-            "runner.key": key,
-        }
-        argv = containers.run_argv(
-            task, argv, runtime=runtime, name=inst.container, labels=labels, env=env,
-            workdir=workdir, read_only=task.inputs.values(),
-            read_write=[p for p in task.outputs.values() if "://" not in p],
-        )  # fmt: skip
-        return argv, {k: v for k, v in env.items() if not containers.runtime_reads(k)}
-
-    async def _remove_container(self, runtime: str, name: str) -> None:
-        try:
-            await containers.remove(runtime, [name])
-        finally:
-            self._removing -= 1
+        return Logs(Path(f"{base}.out"), Path(f"{base}.err"))
 
     def _finished(
         self,
@@ -573,12 +573,11 @@ class Engine:
                 self._emit_started(inst)
         inst.handle = None
         inst.deadline = None
-        runtime = containers.runtime_path(task) if inst.container is not None else None
-        if inst.container is not None and (inst.stopped_by is not None or code != 0):
+        box = inst.container
+        if box is not None and (inst.stopped_by is not None or code != 0):
             # stopping `podman run` (we did, or a scheduler did: scancel, qdel, a limit) does
             # not stop its container: it goes now (`--rm` takes care of those that end)
-            self._removing += 1
-            self._spawn(self._remove_container(containers.runtime_path(task), inst.container))
+            self._spawn(containers.remove_all([box]), awaited=True)
             inst.container = None
         now = time.time()
         elapsed = now - inst.started
@@ -596,21 +595,21 @@ class Engine:
             state, reason = "lost", message or "the executor lost track of it"
         elif code == 0:
             if problem is None and not task.sinks:
-                stdout, stderr = inst.logs
                 problem = tr.plan.kind.verify(
-                    task=task, instance=inst.plan.spec, stdout=stdout, stderr=stderr
-                )
+                    task=task, instance=inst.plan.spec, stdout=inst.logs.stdout,
+                    stderr=inst.logs.stderr,
+                )  # fmt: skip
             state, reason = ("succeeded", None) if problem is None else ("failed", problem)
         else:
             state, reason = "failed", f"exit code {code}"
             if message:  # what the executor knows about it (a scheduler stopped it, say)
                 reason = f"{reason}; {message}"
-            said = runtime and containers.runtime_said(runtime, code, inst.logs[1])
+            said = containers.runtime_said(box.runtime, code, inst.logs.stderr) if box else None
             if said:  # podman's own failure ("netavark: No such file or directory")
                 reason = f"{reason}; {said}"
             explain = getattr(tr.plan.kind, "explain", None)
             why = (
-                explain(task=task, exit_code=code, stdout=inst.logs[0], stderr=inst.logs[1])
+                explain(task=task, exit_code=code, stdout=inst.logs.stdout, stderr=inst.logs.stderr)
                 if explain
                 else None
             )
@@ -640,8 +639,7 @@ class Engine:
             parts=inst.plan.parts if ok else None,
         )
         if task.logs and submitted:
-            self._shipping += 1
-            self._spawn(self._ship_logs(inst, inst.attempt, inst.logs))
+            self._spawn(self._ship_logs(inst, inst.attempt, inst.logs), awaited=True)
         event, message = state, reason
         if retry:
             delay = min(task.retry_backoff * 2 ** (inst.attempt - 1), MAX_BACKOFF)
@@ -703,41 +701,23 @@ class Engine:
             return
         if task.sources:
             # remote inputs are fetched in a thread: other tasks' instances keep running
-            self._staging += 1
-            self._spawn(self._stage_inputs(tr))
+            self._spawn(self._stage_inputs(tr), awaited=True)
             return
         refresh_fingerprints(tr.plan, tr.job_run.plan.tasks)
         self._start_task(tr)
 
     async def _stage_inputs(self, tr: _TaskRun) -> None:
-        task = tr.plan.task
         jr = tr.job_run
-        seen: dict[str, str] = {}
-        name = uri = ""
+
+        def progress(message: str) -> None:
+            self._report.emit(Event("task-staging", jr.name, tr.name, message=message))
+
         try:
-            for name, uri in task.sources.items():
-                self._report.emit(
-                    Event("task-staging", jr.name, tr.name, message=f"input {name}: {uri}")
-                )
-                staged = await asyncio.to_thread(stage_input, uri, Path(task.inputs[name]))
-                seen[name] = staged.signature
-                self._report.emit(
-                    Event(
-                        "task-staging",
-                        jr.name,
-                        tr.name,
-                        message=(
-                            f"input {name}: {staged.fetched} fetched, {staged.cached} unchanged"
-                        ),
-                    )
-                )
-        except Exception as e:  # not only the store's own errors: a bug must fail the task
+            seen = await transfers.stage_inputs(tr.plan.task, progress)
+        except TransferError as e:
             self._state.hold()
-            said = str(e) if isinstance(e, (StoreError, OSError, UserError)) else repr(e)
-            self._fail_unstarted(tr, f"input {name} ({uri}): {said}")
+            self._fail_unstarted(tr, str(e))
             return
-        finally:
-            self._staging -= 1
         self._state.hold()
         # the fingerprint records the versions staging fetched (its listing, not another one)
         refresh_fingerprints(tr.plan, jr.plan.tasks, remote=seen)
@@ -747,49 +727,39 @@ class Engine:
         tr = inst.task
         task = tr.plan.task
         problem = tr.plan.kind.verify(
-            task=task, instance=inst.plan.spec, stdout=inst.logs[0], stderr=inst.logs[1]
+            task=task, instance=inst.plan.spec, stdout=inst.logs.stdout, stderr=inst.logs.stderr
         )
-        name = uri = ""
-        try:
-            if problem is None:
-                for name, uri in task.sinks.items():
-                    local = Path(task.outputs[name]) / str(inst.index)
-                    n = await asyncio.to_thread(upload_dir, local, uri)
-                    self._report.emit(
-                        Event(
-                            "uploaded", tr.job_run.name, tr.name, inst.index, inst.attempt,
-                            message=f"output {name}: {n} file(s) to {uri}",
-                        )
-                    )  # fmt: skip
-        except Exception as e:  # whatever went wrong, the instance is not done
-            said = str(e) if isinstance(e, (StoreError, OSError, UserError)) else repr(e)
-            problem = f"output {name} not stored ({uri}): {said}"
-        finally:
-            self._uploading -= 1
+
+        def progress(said: str) -> None:
+            self._report.emit(
+                Event("uploaded", tr.job_run.name, tr.name, inst.index, inst.attempt, message=said)
+            )
+
+        if problem is None:
+            try:
+                await transfers.upload_outputs(task, inst.index, progress)
+            except TransferError as e:
+                problem = str(e)
         self._state.hold()
         self._finished(inst, 0, message, problem=problem)
 
-    async def _ship_logs(self, inst: _Inst, attempt: int, logs: tuple[Path, Path]) -> None:
-        """Copy an ended attempt's stdout and stderr to its task's `logs` location:
-        <logs>/<job>/<run>/<task>/<instance>/<attempt>/{stdout,stderr}."""
+    async def _ship_logs(self, inst: _Inst, attempt: int, logs: Logs) -> None:
+        """Copy an ended attempt's stdout and stderr to its task's `logs` location."""
         tr = inst.task
         jr = tr.job_run
-        base = f"{tr.plan.task.logs}".rstrip("/")
-        where = f"{base}/{jr.name}/{jr.run_id}/{tr.name}/{inst.index}/{attempt}"
+        where = transfers.log_location(tr.plan.task, jr.run_id, inst.index, attempt)
+
+        def shipped(stream: str, uri: str) -> None:
+            self._state.log_copied(jr.run_id, tr.name, inst.index, attempt, stream, uri)
+
         try:
-            for stream, path in zip(("stdout", "stderr"), logs, strict=True):
-                uri = f"{where}/{stream}"
-                await asyncio.to_thread(_copy_log, path, uri)
-                self._state.log_copied(jr.run_id, tr.name, inst.index, attempt, stream, uri)
-        except Exception as e:
+            await transfers.ship_logs(
+                where, stdout=logs.stdout, stderr=logs.stderr, shipped=shipped
+            )
+        except TransferError as e:
             self._report.emit(
-                Event(
-                    "logs-not-stored", jr.name, tr.name, inst.index, attempt,
-                    message=f"{where}: {e} (they stay in {logs[0].parent})",
-                )
-            )  # fmt: skip
-        finally:
-            self._shipping -= 1
+                Event("logs-not-stored", jr.name, tr.name, inst.index, attempt, message=str(e))
+            )
 
     def _start_task(self, tr: _TaskRun) -> None:
         self._state.task_state(tr.job_run.run_id, tr.name, "running")
@@ -809,13 +779,13 @@ class Engine:
     def _fail_unstarted(self, tr: _TaskRun, reason: str) -> None:
         """Every instance of `tr` fails without an attempt: its task could not be prepared."""
         jr = tr.job_run
-        rows: list[tuple[int, str, int, str, str | None, str, str | None]] = []
+        rows: list[_Unstarted] = []
         for inst in tr.to_run:
             inst.done = True
-            rows.append((jr.run_id, tr.name, inst.index, "failed", reason, jr.name, None))
+            rows.append(_Unstarted(jr.run_id, jr.name, tr.name, inst.index, "failed", reason))
             self._report.emit(Event("failed", jr.name, tr.name, inst.index, message=reason))
         self._counts["failed"] = self._counts.get("failed", 0) + len(rows)
-        self._state.instances_final(rows)
+        self._state.instances_final([r.row() for r in rows])
         tr.remaining = 0
         self._task_failed(tr)
         self._task_done(tr)
@@ -849,7 +819,7 @@ class Engine:
             return
         tr.failed = True
         # everything downstream can never start: say so now, keep unrelated work going
-        rows: list[tuple[int, str, int, str, str | None, str, str | None]] = []
+        rows: list[_Unstarted] = []
         stack = list(tr.dependents)
         while stack:
             d = stack.pop()
@@ -861,13 +831,13 @@ class Engine:
             for inst in d.to_run:
                 inst.done = True
                 rows.append(
-                    (jr.run_id, d.name, inst.index, "upstream_failed", reason, jr.name, None)
+                    _Unstarted(jr.run_id, jr.name, d.name, inst.index, "upstream_failed", reason)
                 )
             self._counts["upstream_failed"] = self._counts.get("upstream_failed", 0) + len(d.to_run)
             self._state.task_state(jr.run_id, d.name, "upstream_failed", reason)
             self._report.emit(Event("task-upstream_failed", jr.name, d.name, message=reason))
         if rows:
-            self._state.instances_final(rows)
+            self._state.instances_final([r.row() for r in rows])
         if self._fail_fast and self._cancelling is None:
             self._failed_fast = True
             self.cancel(f"--fail-fast: task {tr.name!r} failed")
@@ -878,7 +848,7 @@ class Engine:
         Called once: while cancelling nothing new becomes ready (no retries, no dependents
         released), so later rounds need not scan the tasks again."""
         self._dropped = True
-        rows: list[tuple[int, str, int, str, str | None, str, str | None]] = []
+        rows: list[_Unstarted] = []
         reason = f"not started: {self._cancelling}"
         dropped: list[_Inst] = []
         for cr in self._clusters.values():
@@ -899,15 +869,14 @@ class Engine:
             inst.done = True
             tr = inst.task
             tr.job_run.cancelled = True
-            rows.append(
-                (tr.job_run.run_id, tr.name, inst.index, "cancelled", reason, tr.job_run.name, None)
-            )
+            jr = tr.job_run
+            rows.append(_Unstarted(jr.run_id, jr.name, tr.name, inst.index, "cancelled", reason))
             self._counts["cancelled"] = self._counts.get("cancelled", 0) + 1
             tr.remaining -= 1
             if tr.remaining == 0 and tr.started:
                 self._task_done(tr)
         if rows:
-            self._state.instances_final(rows)
+            self._state.instances_final([r.row() for r in rows])
 
 
 def _secs(s: float) -> str:
@@ -919,14 +888,3 @@ def load_executor(cluster: Cluster) -> Executor:
     factory: Any = plugins.load("executor", cluster.executor)
     executor: Executor = factory(cluster=cluster)
     return executor
-
-
-def _copy_log(path: Path, uri: str) -> None:
-    """One log stream to its store; a stream the attempt never wrote to is an empty object."""
-    if path.exists():
-        store_for(uri).put(path, uri)
-        return
-    import tempfile
-
-    with tempfile.NamedTemporaryFile() as empty:
-        store_for(uri).put(Path(empty.name), uri)
