@@ -479,6 +479,22 @@ class State:
             args += (task,)
         return self._dicts(sql + " ORDER BY rowid", args)
 
+    def instance_rows(self, run_id: int) -> list[tuple[Any, ...]]:
+        """What `instances(run_id)` reads, as plain tuples in its column order: a run page
+        reads 10,000 of them, and a dict per row doubles the time that takes."""
+        return self.db.execute(
+            "SELECT task, idx, state, reason, exit_code, attempts, started_at, ended_at,"
+            " description FROM instances WHERE run_id = ? ORDER BY rowid",
+            (run_id,),
+        ).fetchall()
+
+    def instance_states(self, run_id: int) -> list[tuple[str, int, str]]:
+        """(task, index, state) of every instance of a run, in plan order: what a page
+        following a run polls, read without a dict per row (10,000 rows every 2 s)."""
+        return self.db.execute(
+            "SELECT task, idx, state FROM instances WHERE run_id = ? ORDER BY rowid", (run_id,)
+        ).fetchall()
+
     def attempts(self, run_id: int, task: str, idx: int) -> list[dict[str, Any]]:
         """Attempts of one instance, first first."""
         return self._dicts(

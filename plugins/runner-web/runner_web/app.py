@@ -6,12 +6,14 @@ Every page but the login page needs a session (a signed, HttpOnly, SameSite=Stri
 Secure when served over https); every POST needs the session's CSRF token. Logs are served
 only from the state directory's own log folder (paths resolved, symlinks included). Pages are
 rendered by Jinja2 with autoescaping: a task name or a log line cannot inject markup.
+
+Everything it knows about runs it reads through `runner.api` (typed values), never from the
+state store itself; it asks a cluster's executor about its hosts the same way.
 """
 
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import secrets
 from pathlib import Path
@@ -32,9 +34,9 @@ from starlette.responses import (
 )
 from starlette.routing import Route
 
-from runner.api import shown_state, took, when
+from runner import api
 from runner.errors import UserError
-from runner.state import State
+from runner.events import took, when
 from runner_web.auth import check_password, users
 from runner_web.projects import Form, Projects, spawn_apply, submit
 
@@ -69,6 +71,7 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
         loader=PackageLoader("runner_web", "templates"),
         autoescape=select_autoescape(default=True, default_for_string=True),
     )
+    templates.globals.update(when=when, took=took)
 
     projects = Projects(manifests)
 
@@ -77,11 +80,6 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
             csrf=_csrf(request), user=request.session.get("user"), **values
         )
         return HTMLResponse(html, status_code=status)
-
-    def state() -> State:
-        if not (state_dir / "state.db").exists():
-            raise UserError(f"no runs yet in {state_dir}")
-        return State(state_dir, create=False)
 
     async def login_form(request: Request) -> Response:
         return page(request, "login.html", error=None)
@@ -104,77 +102,67 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
 
     async def runs(request: Request) -> Response:
         try:
-            s = state()
-        except UserError:
+            found = api.runs(state_dir, 200).runs
+            progress = api.instances_done(state_dir, [r.id for r in found])
+        except UserError:  # nothing applied here yet
             return page(request, "runs.html", runs=[], progress={})
-        try:
-            found = s.runs(200)
-            progress = s.progress([r["id"] for r in found])
-        finally:
-            s.close()
-        for r in found:
-            r["state"] = shown_state(r)
-            r["started"], r["took"] = when(r["started_at"]), took(r["started_at"], r["ended_at"])
         return page(request, "runs.html", runs=found, progress=progress)
 
-    def read_run(
-        run_id: int, *, details: bool = True
-    ) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]] | None:
-        """A run with (given `details`) its tasks and instances; None if there is none."""
+    def read_run(run_id: int) -> api.RunStatus | None:
+        """A run with its tasks and instances; None if there is none."""
         try:
-            s = state()
+            return api.status(state_dir, run_id, attempts=False)
         except UserError:
             return None
+
+    def one_run(run_id: int | None) -> api.Run | None:
+        """A run (the newest when `run_id` is None); None if there is none."""
         try:
-            r = s.run(run_id)
-            if r is None or not details:
-                return (r, [], []) if r is not None else None
-            return r, s.tasks(run_id), s.instances(run_id)
-        finally:
-            s.close()
+            return api.run(state_dir, run_id)
+        except UserError:
+            return None
 
     async def run(request: Request) -> Response:
         found = read_run(int(request.path_params["run_id"]))
         if found is None:
             return PlainTextResponse("no such run", status_code=404)
-        r, tasks, instances = found
+        r, tasks, instances = found.run, found.tasks, found.instances
         q = request.query_params
         only = q.get("state") or None
         try:
             page_no = max(0, int(q.get("page", "0")))
         except ValueError:
             page_no = 0
-        by_task: dict[str, list[dict[str, Any]]] = {}
+        by_task: dict[str, list[api.Instance]] = {}
         for i in instances:
-            if only is None or i["state"] == only:
-                by_task.setdefault(i["task"], []).append(i)
+            if only is None or i.state == only:
+                by_task.setdefault(i.task, []).append(i)
         pages = {}
         for t in tasks:  # a page of instances per task: 10,000 rows help nobody
-            rows = by_task.get(t["task"], [])
-            start = page_no * PAGE if q.get("task") == t["task"] else 0
+            rows = by_task.get(t.task, [])
+            start = page_no * PAGE if q.get("task") == t.task else 0
             start = min(start, max(0, (len(rows) - 1) // PAGE * PAGE))
-            pages[t["task"]] = {"rows": rows[start : start + PAGE], "start": start,
-                                "total": len(rows), "page": start // PAGE}  # fmt: skip
-        states = {t["task"]: t["state"] for t in tasks}
-        r["state"] = shown_state(r)
+            pages[t.task] = {"rows": rows[start : start + PAGE], "start": start,
+                             "total": len(rows), "page": start // PAGE}  # fmt: skip
+        states = {t.task: t.state for t in tasks}
         return page(request, "run.html", run=r, tasks=tasks, pages=pages,
                     counts=_counts(instances),
                     only=only, per_page=PAGE, progress=_progress(instances),
                     dag=_dag(_edges(projects, r), states),
-                    retry=r["state"] in RETRYABLE)  # fmt: skip
+                    retry=r.state in RETRYABLE)  # fmt: skip
 
     async def progress(request: Request) -> Response:
         """What the run page polls for: the run's, tasks' and instances' states."""
-        found = read_run(int(request.path_params["run_id"]))
-        if found is None:
+        try:
+            p = api.progress(state_dir, int(request.path_params["run_id"]))
+        except UserError:
+            p = None
+        if p is None:
             return JSONResponse({"error": "no such run"}, status_code=404)
-        r, tasks, instances = found
-        done, total = _progress(instances)
         return JSONResponse({
-            "state": shown_state(r), "done": done, "total": total,
-            "tasks": {t["task"]: t["state"] for t in tasks},
-            "counts": _counts(instances),
-            "instances": {f"{i['task']}/{i['idx']}": i["state"] for i in instances},
+            "state": p.state, "done": p.done, "total": p.total, "tasks": dict(p.tasks),
+            "counts": {task: dict(n) for task, n in p.counts.items()},
+            "instances": dict(p.instances),
         })  # fmt: skip
 
     async def logs(request: Request) -> Response:
@@ -185,18 +173,14 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
         if stream not in ("out", "err"):
             return PlainTextResponse("stream is out or err", status_code=400)
         try:
-            s = state()
+            attempts = api.attempts(state_dir, run_id, task, idx)
         except UserError:
             return PlainTextResponse("no such log", status_code=404)
-        try:
-            attempts = s.attempts(run_id, task, idx)
-        finally:
-            s.close()
         wanted = request.query_params.get("attempt")
-        chosen = [a for a in attempts if wanted is None or str(a["attempt"]) == wanted]
+        chosen = [a for a in attempts if wanted is None or str(a.attempt) == wanted]
         if not chosen:
             return PlainTextResponse("no such log", status_code=404)
-        recorded = chosen[-1]["stdout" if stream == "out" else "stderr"]
+        recorded = chosen[-1].stdout if stream == "out" else chosen[-1].stderr
         path = _inside(state_dir / "logs", recorded)
         if path is None:
             return PlainTextResponse("no such log", status_code=404)
@@ -228,11 +212,9 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
         return page(request, "log.html", run_id=run_id, task=task, idx=idx, stream=stream)
 
     async def cancel(request: Request) -> Response:
-        from runner.api import cancel as cancel_run
-
         run_id = int(request.path_params["run_id"])
         try:
-            cancel_run(state_dir, run_id)
+            api.cancel(state_dir, run_id)
         except UserError as e:
             return PlainTextResponse(str(e), status_code=400)
         return RedirectResponse(f"/runs/{run_id}", status_code=303)
@@ -240,16 +222,15 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
     async def retry(request: Request) -> Response:
         """Apply the run's manifests again for its job: what did not succeed runs again."""
         run_id = int(request.path_params["run_id"])
-        found = read_run(run_id, details=False)
-        if found is None:
+        r = one_run(run_id)
+        if r is None:
             return PlainTextResponse("no such run", status_code=404)
-        r = found[0]
-        now = shown_state(r)
+        now = r.state
         if now not in RETRYABLE:
             return PlainTextResponse(
                 f"run {run_id} {now}; only a run that failed, was cancelled or was "
                 "interrupted can be retried", status_code=409)  # fmt: skip
-        files = json.loads(r["manifest_files"] or "[]")
+        files = list(r.manifest_files)
         if not files or not all(Path(f).is_absolute() for f in files):
             return PlainTextResponse(
                 f"run {run_id} was recorded without where its manifests are; retry it with "
@@ -259,24 +240,17 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
                 f"the manifests of run {run_id} are gone: {', '.join(files)}", status_code=409
             )
         after = latest_run()
-        proc, log = spawn_apply(files, r["job"], state_dir, Path(files[0]).parent,
+        proc, log = spawn_apply(files, r.job, state_dir, Path(files[0]).parent,
                                 str(request.session["user"]))  # fmt: skip
-        new, said = await _started(r["job"], after, proc, log)
+        new, said = await _started(r.job, after, proc, log)
         if new is None:
             return PlainTextResponse(said or "the retry did not start", status_code=409)
         return RedirectResponse(f"/runs/{new}", status_code=303)
 
     def latest_run() -> int:
         """The newest run's id (0 before the first): what `runner apply` starts is newer."""
-        try:
-            s = state()
-        except UserError:
-            return 0
-        try:
-            newest = s.run(None)
-        finally:
-            s.close()
-        return int(newest["id"]) if newest else 0
+        newest = one_run(None)
+        return newest.id if newest is not None else 0
 
     async def _started(job: str, after: int, proc: Any, log: Path) -> tuple[int | None, str | None]:
         """The run `runner apply` started for `job` (newer than run `after`), or what it said
@@ -284,14 +258,13 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
         deadline = asyncio.get_running_loop().time() + 30
         while asyncio.get_running_loop().time() < deadline:
             ended = proc.poll()
-            if (state_dir / "state.db").exists():
-                s = State(state_dir, create=False)
-                try:
-                    newer = [x["id"] for x in s.runs(50) if x["job"] == job and x["id"] > after]
-                finally:
-                    s.close()
-                if newer:
-                    return min(newer), None
+            try:
+                recent = api.runs(state_dir, 50).runs
+            except UserError:  # the first apply has not made the state yet
+                recent = ()
+            newer = [x.id for x in recent if x.job == job and x.id > after]
+            if newer:
+                return min(newer), None
             if ended is not None:
                 return None, log.read_text(errors="replace").strip()
             await asyncio.sleep(0.1)
@@ -353,7 +326,8 @@ def make_app(state_dir: Path, *, manifests: Path | None = None, https: bool = Fa
         return RedirectResponse(f"/runs/{found}", status_code=303)
 
     async def clusters(request: Request) -> Response:
-        return page(request, "clusters.html", **await run_in_threadpool(_clusters, projects, state))
+        found = await run_in_threadpool(_clusters, projects, state_dir)
+        return page(request, "clusters.html", **found)
 
     async def static(request: Request) -> Response:
         name = request.path_params["name"]
@@ -394,24 +368,23 @@ PAGE = 500  # instances listed per task on a run page
 STATIC = {"live.js": "text/javascript", "style.css": "text/css"}
 
 
-def _run_job(projects: Projects, run: dict[str, Any]) -> Any:
+def _run_job(projects: Projects, run: api.Run) -> Any:
     """The job of `run` as its manifest files say now (None if they no longer load)."""
-    files = [f for f in json.loads(run.get("manifest_files") or "[]") if Path(f).is_file()]
+    files = [f for f in run.manifest_files if Path(f).is_file()]
     bundle = projects.load(files)[0] if files else None
-    return bundle.jobs.get(run["job"]) if bundle is not None else None
+    return bundle.jobs.get(run.job) if bundle is not None else None
 
 
-def _edges(projects: Projects, run: dict[str, Any]) -> dict[str, list[str]]:
+def _edges(projects: Projects, run: api.Run) -> dict[str, list[str]]:
     """task -> the tasks it depends on (empty if the manifests are unreadable)."""
     job = _run_job(projects, run)
     return {name: list(t.depends_on) for name, t in job.tasks.items()} if job else {}
 
 
-def _clusters(projects: Projects, state: Any) -> dict[str, Any]:
+def _clusters(projects: Projects, state_dir: Path) -> dict[str, Any]:
     """Every Cluster document of the served manifests with its executor, slots and what
-    runs on it now; each SGE or Slurm cluster's hosts as its scheduler reports them."""
-    from runner.engine import load_executor
-
+    runs on it now; the hosts of each cluster whose executor reports them (SGE's, Slurm's),
+    as it does."""
     rows: dict[tuple[str, str], dict[str, Any]] = {}
     for project in projects.all():
         # a project that does not load as a whole (the same cluster written for SGE in one
@@ -428,44 +401,31 @@ def _clusters(projects: Projects, state: Any) -> dict[str, Any]:
                 })  # fmt: skip
                 row["files"].append(where)
     try:
-        s = state()
-    except UserError:
-        busy, runs = [], {}
-    else:
-        try:
-            every = s.busy()
-            runs = {b["run_id"]: s.run(b["run_id"]) for b in every}
-            # a run whose runner died still says running: its attempts do not run
-            busy = [
-                b
-                for b in every
-                if (r := runs[b["run_id"]]) is not None and shown_state(r) == "running"
-            ]
-        finally:
-            s.close()
+        busy = api.busy(state_dir)  # of live runs only: a dead runner's attempts do not run
+    except UserError:  # nothing applied here yet
+        busy = ()
     unknown = 0
     for b in busy:
-        job = _run_job(projects, runs[b["run_id"]]) if runs.get(b["run_id"]) else None
-        task = job.tasks.get(b["task"]) if job else None
-        at = rows.get((task.cluster.name, b["executor"])) if task else None
+        job = _run_job(projects, b.run)
+        task = job.tasks.get(b.task) if job else None
+        at = rows.get((task.cluster.name, b.executor)) if task else None
         if at is None and task is not None:  # the automatic cluster of a task naming none
-            at = rows.setdefault((task.cluster.name, b["executor"]), {
-                "name": task.cluster.name, "executor": b["executor"], "queue": None,
+            at = rows.setdefault((task.cluster.name, b.executor), {
+                "name": task.cluster.name, "executor": b.executor, "queue": None,
                 "slots": task.cluster.slots or os.cpu_count(), "files": [], "running": 0,
                 "queued": 0, "hosts": None, "cluster": task.cluster,
             })  # fmt: skip
         if at is None:
-            unknown += b["running"] + b["queued"]
+            unknown += b.running + b.queued
             continue
-        at["running"] += b["running"]
-        at["queued"] += b["queued"]
+        at["running"] += b.running
+        at["queued"] += b.queued
     seen: set[str] = set()
     for row in rows.values():
-        if row["executor"] in ("sge", "slurm") and row["executor"] not in seen:
+        if row["executor"] not in seen:
             seen.add(row["executor"])  # one view of a scheduler's hosts is enough
             try:
-                executor: Any = load_executor(row["cluster"])  # sge and slurm have it
-                row["hosts"] = executor.cluster_status()
+                row["hosts"] = api.cluster_status(row["cluster"])  # None: nothing to show
             except Exception as e:  # a scheduler that does not answer is news, not a crash
                 row["hosts"] = f"{row['executor']} did not answer: {e}"
     return {"clusters": sorted(rows.values(), key=lambda r: (r["name"], r["executor"])),
@@ -521,17 +481,17 @@ def _csrf(request: Request) -> str:
     return str(request.session["csrf"])
 
 
-def _counts(instances: list[dict[str, Any]]) -> dict[str, dict[str, int]]:
+def _counts(instances: tuple[api.Instance, ...]) -> dict[str, dict[str, int]]:
     """task -> state -> how many of its instances are in it."""
     counts: dict[str, dict[str, int]] = {}
     for i in instances:
-        c = counts.setdefault(i["task"], {})
-        c[i["state"]] = c.get(i["state"], 0) + 1
+        c = counts.setdefault(i.task, {})
+        c[i.state] = c.get(i.state, 0) + 1
     return counts
 
 
-def _progress(instances: list[dict[str, Any]]) -> tuple[int, int]:
-    done = sum(1 for i in instances if i["state"] in ("succeeded", "skipped"))
+def _progress(instances: tuple[api.Instance, ...]) -> tuple[int, int]:
+    done = sum(1 for i in instances if i.state in ("succeeded", "skipped"))
     return done, len(instances)
 
 

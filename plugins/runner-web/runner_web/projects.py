@@ -22,12 +22,15 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from runner import api
 from runner.contracts import public_env
 from runner.errors import Diagnostic, UserError
-from runner.manifest.loader import Bundle, load
-from runner.manifest.models import AppDoc
+
+if TYPE_CHECKING:
+    from runner.manifest.models import AppDoc
+    from runner.model import Bundle
 
 __all__ = ["Field", "Form", "Project", "Projects", "spawn_apply"]
 
@@ -114,7 +117,7 @@ class Projects:
         with self._lock:
             if key not in self._loads:
                 try:
-                    self._loads[key] = (load(files, need_job=False), [])
+                    self._loads[key] = (api.validate(files, need_job=False), [])
                 except UserError as e:
                     self._loads[key] = (None, e.diagnostics)
                 if len(self._loads) > 256:  # old versions of edited files
@@ -349,7 +352,7 @@ def submit(form: Form, user: str, state_dir: Path) -> tuple[str | None, Path | N
     files = [str(f) for f in project.files] + [str(path)]
     problems: list[Diagnostic] = []
     try:
-        load(files)
+        api.validate(files)
     except UserError as e:
         problems = e.diagnostics
     missing = [f for f in form.fields if f.required and f.value == ""]
