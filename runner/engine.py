@@ -16,7 +16,6 @@ import asyncio
 import heapq
 import itertools
 import os
-import shutil
 import time
 from collections import deque
 from collections.abc import Callable, Coroutine
@@ -449,12 +448,8 @@ class Engine:
         try:
             if inst.plan.spec.workdir is not None:
                 inst.plan.spec.workdir.mkdir(parents=True, exist_ok=True)
-            for name in task.sinks:
-                # each attempt starts from an empty folder: what a failed attempt left there
-                # is never uploaded as if it were complete
-                mine = Path(task.outputs[name]) / str(inst.index)
-                shutil.rmtree(mine, ignore_errors=True)
-                mine.mkdir(parents=True)
+            if task.sinks:
+                transfers.empty_output_folders(task, inst.index)
             handle = await cr.executor.submit(spec=spec)
         except Exception as e:  # a backend refusing one attempt must not stop the others
             self._record_submitted(inst, cr, "")

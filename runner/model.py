@@ -6,14 +6,12 @@ absolute, and the cluster it runs on). The YAML documents' own shape is in
 Frozen: nothing changes a model object once the loader has returned it. What the planner
 derives (local paths of remote inputs and outputs, the instance count a kind works out, the
 image's ID) lives in the plan, on a copy made with `dataclasses.replace` (`TaskPlan.task`);
-a narrower bundle (`--job`, `--cluster`) is a new one too (`Bundle.with_jobs`,
-`Bundle.with_tasks`).
+a narrower bundle (`--job`, `--cluster`) is a new one made the same way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -108,18 +106,3 @@ class Bundle:
     documents: int = 0
     apps: dict[str, AppDoc] = field(default_factory=dict)
     clusters: dict[str, Cluster] = field(default_factory=dict)
-
-    def with_jobs(self, names: Iterable[str]) -> Bundle:
-        """This bundle keeping only the jobs named, in its own order (a new Bundle)."""
-        keep = set(names)
-        return replace(self, jobs={n: j for n, j in self.jobs.items() if n in keep})
-
-    def with_tasks(self, change: Callable[[Task], Task]) -> Bundle:
-        """This bundle with `change` applied to every task of every job (a new Bundle)."""
-        return replace(
-            self,
-            jobs={
-                n: replace(j, tasks={t: change(task) for t, task in j.tasks.items()})
-                for n, j in self.jobs.items()
-            },
-        )

@@ -10,6 +10,7 @@ what that means for the instance (fail it, record it, go on) is the engine's to 
 from __future__ import annotations
 
 import asyncio
+import shutil
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -18,7 +19,14 @@ from runner.errors import UserError
 from runner.model import Task
 from runner.stores import StoreError, stage_input, store_for, upload_dir
 
-__all__ = ["TransferError", "log_location", "ship_logs", "stage_inputs", "upload_outputs"]
+__all__ = [
+    "TransferError",
+    "empty_output_folders",
+    "log_location",
+    "ship_logs",
+    "stage_inputs",
+    "upload_outputs",
+]
 
 
 class TransferError(Exception):
@@ -45,6 +53,16 @@ async def stage_inputs(task: Task, progress: Callable[[str], None]) -> dict[str,
     except Exception as e:  # not only the store's own errors: a bug must fail the task
         raise TransferError(f"input {name} ({uri}): {_said(e)}") from e
     return seen
+
+
+def empty_output_folders(task: Task, index: int) -> None:
+    """Before an attempt of instance `index` starts: its own folder below each remote output
+    of the plan's `task`, empty (what a failed attempt left there is never uploaded as if it
+    were complete)."""
+    for name in task.sinks:
+        mine = Path(task.outputs[name]) / str(index)
+        shutil.rmtree(mine, ignore_errors=True)
+        mine.mkdir(parents=True)
 
 
 async def upload_outputs(task: Task, index: int, progress: Callable[[str], None]) -> None:

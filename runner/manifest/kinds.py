@@ -15,6 +15,7 @@ from runner.manifest.template import TemplateError, placeholders
 __all__ = ["command_hint", "default_command", "kind_placeholders", "kind_plugin"]
 
 
+# kind name -> its plugin's one instance, or None when it is not installed
 _KINDS: dict[str, Any] = {}
 
 

@@ -2,8 +2,9 @@
 
 Unknown keys are errors everywhere (`extra="forbid"`). Keys are written in the manifest's own
 spelling (`apiVersion`, `dependsOn`, `retryOn`) through aliases. The JSON Schema in `schemas/`
-is generated from these models (`runner schema`). Cross-document checks (names, cycles,
-placeholders) live in `runner.manifest.loader`, not here.
+is generated from these models (`runner schema`). Cross-document checks (names, cycles) live
+in `runner.manifest.loader`, a task's resolution over its App in `runner.manifest.resolve` and
+the placeholder rules in `runner.manifest.declarations`, not here.
 """
 
 from __future__ import annotations
