@@ -177,7 +177,7 @@ class _ClusterRun:
         self.slots = cluster.slots or os.cpu_count() or 1
         # an executor that queues attempts itself is given some ahead of time, so that a
         # freed slot is refilled without waiting for a round of the engine
-        self.limit = self.slots + max(0, int(getattr(executor, "prefetch", 0)))
+        self.limit = self.slots + max(0, int(executor.prefetch))
         self.ready: deque[_Inst] = deque()
         self.running: dict[str, _Inst] = {}
 
@@ -602,11 +602,8 @@ class Engine:
             said = containers.runtime_said(box.runtime, code, inst.logs.stderr) if box else None
             if said:  # podman's own failure ("netavark: No such file or directory")
                 reason = f"{reason}; {said}"
-            explain = getattr(tr.plan.kind, "explain", None)
-            why = (
-                explain(task=task, exit_code=code, stdout=inst.logs.stdout, stderr=inst.logs.stderr)
-                if explain
-                else None
+            why = tr.plan.kind.explain(
+                task=task, exit_code=code, stdout=inst.logs.stdout, stderr=inst.logs.stderr
             )
             if why:
                 reason = f"{reason}: {why}"

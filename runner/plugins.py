@@ -1,8 +1,9 @@
 """Plugin discovery through entry points; built-ins are found exactly like third-party plugins.
 
-Groups: `runner.executors`, `runner.kinds`, `runner.stores`. Names are listed without importing
-anything; a plugin is imported only when it is used, and a plugin that fails to load is reported
-with its name, package and the fix. A loaded plugin is checked against its contract
+Groups: `runner.executors`, `runner.kinds`, `runner.stores`, and `runner.commands` for
+applications that add a command to the CLI (the dashboard's `serve`). Names are listed without
+importing anything; a plugin is imported only when it is used, and a plugin that fails to load
+is reported with its name, package and the fix. A loaded plugin is checked against its contract
 (`runner.contracts`): a required member it lacks is an error naming the package and what is
 missing; an optional member it lacks gets the contract's default (a plugin written before the
 member existed keeps working).
@@ -19,7 +20,12 @@ from runner.errors import UserError
 
 __all__ = ["GROUPS", "REQUIRED", "PluginInfo", "available", "conform", "discovered", "load"]
 
-GROUPS = {"executor": "runner.executors", "kind": "runner.kinds", "store": "runner.stores"}
+GROUPS = {
+    "executor": "runner.executors",
+    "kind": "runner.kinds",
+    "store": "runner.stores",
+    "command": "runner.commands",
+}
 
 
 @dataclass(frozen=True)
@@ -87,8 +93,12 @@ def _base(group: str) -> type:
 def conform(group: str, name: str, obj: Any, distribution: str) -> Any:
     """`obj` (what a plugin registers) checked against its group's contract; a class lacking
     optional members comes back as a subclass that has the contract's defaults for them."""
-    protocol = {"executor": "Executor", "kind": "Kind", "store": "Store"}[group]
     where = f"{group} plugin {name!r} (package {distribution!r})"
+    if group == "command":  # a function the CLI calls with its command's arguments
+        if not callable(obj):
+            raise UserError(f"{where} registers {obj!r}, not a callable; upgrade that package")
+        return obj
+    protocol = {"executor": "Executor", "kind": "Kind", "store": "Store"}[group]
     if not isinstance(obj, type):
         raise UserError(
             f"{where} registers {obj!r}, not a class; its entry point must name a class that "

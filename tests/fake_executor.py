@@ -21,7 +21,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from runner.contracts import Cluster, LaunchSpec, Status
+from runner.contracts import Cluster, ExecutorBase, LaunchSpec, Status
 from runner.engine import Engine, Outcome
 from runner.events import Event
 from runner.manifest.loader import load
@@ -111,7 +111,7 @@ class Backend:
         return self.log.index((what, key))
 
 
-class FakeExecutor:
+class FakeExecutor(ExecutorBase):
     """A FAKE executor: attempts are timers, not processes."""
 
     capabilities = frozenset({"event-driven"})

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
+from runner import plugins
 from runner.contracts import Kind
 from runner.errors import UserError
 from runner.manifest import loader
@@ -390,8 +391,8 @@ class _Kind:
 def test_a_kind_declares_its_default_command(
     monkeypatch: pytest.MonkeyPatch, declared: str | list[str] | None
 ) -> None:
-    kind = _Kind()
-    kind.default_command = declared  # type: ignore[attr-defined]
+    kind = plugins.conform("kind", "k", _Kind, "a-kind")()
+    kind.default_command = declared
     monkeypatch.setitem(loader._KINDS, "k", kind)
     assert isinstance(kind, Kind)
     assert loader.default_command("k") == declared
@@ -400,7 +401,7 @@ def test_a_kind_declares_its_default_command(
 def test_a_kind_written_before_default_command_existed_has_none(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setitem(loader._KINDS, "old", _Kind())
+    monkeypatch.setitem(loader._KINDS, "old", plugins.conform("kind", "old", _Kind, "old-kind")())
     assert loader.default_command("old") is None
     monkeypatch.setitem(loader._KINDS, "missing", None)  # not installed
     assert loader.default_command("missing") is None
@@ -410,8 +411,8 @@ def test_a_kind_written_before_default_command_existed_has_none(
 def test_a_bad_default_command_is_the_plugins_fault(
     monkeypatch: pytest.MonkeyPatch, declared: Any
 ) -> None:
-    kind = _Kind()
-    kind.default_command = declared  # type: ignore[attr-defined]
+    kind = plugins.conform("kind", "bad", _Kind, "bad-kind")()
+    kind.default_command = declared
     monkeypatch.setitem(loader._KINDS, "bad", kind)
     with pytest.raises(UserError, match="kind plugin 'bad' declares an invalid default_command"):
         loader.default_command("bad")

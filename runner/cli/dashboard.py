@@ -12,12 +12,12 @@ from typing import Annotated, Any
 
 import typer
 
+from runner import plugins
 from runner.cli.options import StateDir, find_state_dir, output_for
 from runner.errors import UserError
 
 __all__ = ["serve"]
 
-GROUP = "runner.commands"
 _MISSING = "the dashboard is an optional part: pip install -e plugins/runner-web"
 
 
@@ -49,22 +49,12 @@ def serve(
 
 def _server() -> Callable[..., Any]:
     """What the `serve` entry point names: serve(*, state_dir, manifests, host, port, say)."""
-    # runner.plugins knows the executor, kind and store groups only; once it knows this one,
-    # this is `plugins.load("command", "serve")`
-    from importlib.metadata import entry_points
-
-    found = sorted(entry_points(group=GROUP, name="serve"), key=lambda ep: ep.value)
-    if not found:
+    if "serve" not in plugins.available("command"):
         raise UserError(_MISSING)
-    ep = found[0]
     try:
-        server: Callable[..., Any] = ep.load()
-    except ImportError:  # installed without what it needs (uvicorn, starlette)
-        raise UserError(_MISSING) from None
-    except Exception as e:  # a broken plugin must not look like a runner crash
-        dist = ep.dist.name if ep.dist else "?"
-        raise UserError(
-            f"command plugin 'serve' from package {dist!r} failed to load: "
-            f"{type(e).__name__}: {e}; reinstall or upgrade that package"
-        ) from e
+        server: Callable[..., Any] = plugins.load("command", "serve")
+    except UserError as e:  # installed without what it needs (uvicorn, starlette)
+        if isinstance(e.__cause__, ImportError):
+            raise UserError(_MISSING) from None
+        raise
     return server

@@ -28,16 +28,19 @@ def kind_plugin(name: str) -> Any:
 
 def kind_placeholders(name: str) -> set[str]:
     """Extra `$<name>`s a kind fills in for commands (blender's `$<frames>`)."""
-    return set(getattr(kind_plugin(name), "placeholders", ()))
+    kind = kind_plugin(name)
+    return set(kind.placeholders) if kind is not None else set()
 
 
 def default_command(name: str) -> str | list[str] | None:
     """The command a task or App of kind `name` runs when it writes none: the kind's
     `default_command` (runner.contracts.Kind), or None when it has none or is not installed.
 
-    The one place that reads the member: a kind written before it existed has none. A
-    declared default is checked like a written command; a bad one is the plugin's fault."""
-    declared = getattr(kind_plugin(name), "default_command", None)
+    The one place that reads the member (a kind written before it existed has the
+    contract's default, None). A declared default is checked like a written command; a bad
+    one is the plugin's fault."""
+    kind = kind_plugin(name)
+    declared = kind.default_command if kind is not None else None
     if declared is None:
         return None
     parts = [declared] if isinstance(declared, str) else declared

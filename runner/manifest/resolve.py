@@ -208,15 +208,16 @@ def resolve_task(check: Checker, written: WrittenTask, known: Definitions) -> Ta
     )
     # what the task's kind checks itself (a blender task's output format, say), reported at
     # the parameter's line: the task's value, else the app's default
-    if task.image is not None and not getattr(kind_plugin(kind), "runs_in_image", True):
+    plugin = kind_plugin(kind)
+    if task.image is not None and plugin is not None and not plugin.runs_in_image:
         where = [*here, "image"] if t.image is not None else here
         check.at(
             doc, where, f"task {name!r}: a {kind} task cannot run in an image",
             f"remove `image:`; the {kind} kind runs on the host", key=t.image is None,
         )  # fmt: skip
-    checker = getattr(kind_plugin(kind), "check", None)
     upstream = _upstream_outputs(j, name, base_dir)
-    for pname, message, hint in checker(task=task, upstream_outputs=upstream) if checker else ():
+    found = plugin.check(task=task, upstream_outputs=upstream) if plugin is not None else []
+    for pname, message, hint in found:
         if pname is not None and pname in t.params:
             check.at(doc, [*here, "params", pname], f"task {name!r}: {message}", hint)
         elif pname is not None and app is not None and pname in app.spec.params:
